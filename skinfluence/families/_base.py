@@ -1,0 +1,380 @@
+"""Shared machinery that lifts a per-sample loss to coefficient space.
+
+Every family describes one objective of the form
+
+.. math::
+
+    F(\\theta) = \\sum_i \\sum_k c_{ik}\\, \\ell_k(y_i, z_i)
+                 + \\tfrac12 \\theta^\\top \\operatorname{diag}(p)\\, \\theta,
+    \\qquad z_i = \\Theta \\tilde x_i,
+
+where ``Theta`` has shape ``(n_outputs, n_features + fit_intercept)``, the
+intercept is stored in the last column, ``tilde x_i = [x_i, 1]``, ``c_ik`` is the
+row's weight in output ``k`` (sample weight, class weight and ``C``) and ``p`` is
+the diagonal of the penalty's Hessian. The flat parameter vector is
+``theta = Theta.ravel()`` (output-major).
+
+A family implements the loss on the linear predictor (value, first and second
+derivative); :class:`LinearFamily` turns these into gradients, Hessians and
+Hessian-vector products without ever forming the ``n x d`` matrix of per-sample
+gradients: the gradient of row ``i`` is ``r_i tilde x_i^T`` with
+``r_i = c_i * dloss/dz``, so every contraction works on ``X`` and ``r``.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["LinearFamily", "BoundProblem"]
+
+
+def _safe_dot(X, A):
+    """``X @ A`` for dense or sparse ``X``, returning a dense array."""
+    out = X @ A
+    return np.asarray(out.toarray() if sp.issparse(out) else out)
+
+
+class LinearFamily:
+    """Base class of a loss family on a linear model.
+
+    Subclasses set, in their ``from_estimator`` constructor, the fitted
+    coefficients ``coef`` of shape ``(n_outputs, n_features)``, ``intercept`` of
+    shape ``(n_outputs,)`` (zeros when ``fit_intercept`` is False), and implement
+    :meth:`encode_target`, :meth:`loss`, :meth:`loss_gradient`,
+    :meth:`loss_hessian`, :meth:`row_weights` and :meth:`penalty_diagonal`.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_outputs, n_features)
+    intercept : ndarray of shape (n_outputs,)
+    fit_intercept : bool
+    is_classifier : bool
+    full_output_hessian : bool
+        True when the loss couples the outputs (softmax), so that
+        :meth:`loss_hessian` returns ``(n, K, K)`` blocks; otherwise it returns
+        the ``(n, K)`` diagonal.
+    """
+
+    is_classifier = False
+    full_output_hessian = False
+    #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
+    #: invertible Hessian.
+    pinv_rtol = None
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def n_outputs(self):
+        return self.coef.shape[0]
+
+    @property
+    def n_features(self):
+        return self.coef.shape[1]
+
+    @property
+    def n_columns(self):
+        """Number of columns of ``tilde X`` (features plus the intercept)."""
+        return self.n_features + int(self.fit_intercept)
+
+    @property
+    def n_parameters(self):
+        return self.n_outputs * self.n_columns
+
+    @property
+    def theta(self):
+        """Flat fitted parameter vector ``Theta.ravel()``."""
+        if self.fit_intercept:
+            return np.hstack([self.coef, self.intercept[:, None]]).ravel()
+        return self.coef.ravel().copy()
+
+    def split_theta(self, theta):
+        """Return ``(coef, intercept)`` from a flat parameter vector."""
+        Theta = np.asarray(theta, dtype=float).reshape(self.n_outputs, self.n_columns)
+        if self.fit_intercept:
+            return Theta[:, :-1], Theta[:, -1]
+        return Theta, np.zeros(self.n_outputs)
+
+    def decision(self, X, theta=None):
+        """Linear predictor ``Z = X coef^T + intercept`` of shape (n, n_outputs)."""
+        coef, intercept = (
+            (self.coef, self.intercept) if theta is None else self.split_theta(theta)
+        )
+        return _safe_dot(X, coef.T) + intercept
+
+    # ------------------------------------------------------- family interface
+    def encode_target(self, y):
+        """Encode ``y`` into the array the loss methods take."""
+        raise NotImplementedError
+
+    def output_losses(self, Y, Z):
+        """Test loss of each row in each output, unweighted, shape (n, K).
+
+        Losses that couple the outputs (softmax) return shape (n, 1).
+        """
+        raise NotImplementedError
+
+    def loss(self, Y, Z):
+        """Per-sample test loss, unweighted and without penalty, shape (n,)."""
+        return self.output_losses(Y, Z).sum(axis=1)
+
+    def loss_gradient(self, Y, Z):
+        """Derivative of :meth:`loss` with respect to ``Z``, shape (n, K)."""
+        raise NotImplementedError
+
+    def loss_hessian(self, Y, Z):
+        """Second derivative of the training loss w.r.t. ``Z``: (n, K) or (n, K, K)."""
+        raise NotImplementedError
+
+    def training_output_losses(self, Y, Z):
+        """Losses entering the training objective; differ from the test loss
+        only for smoothed losses."""
+        return self.output_losses(Y, Z)
+
+    def training_loss_gradient(self, Y, Z):
+        """Derivative of :meth:`training_output_losses` with respect to ``Z``."""
+        return self.loss_gradient(Y, Z)
+
+    def row_weights(self, y, sample_weight):
+        """Weights ``c_ik`` of each row in each output's objective.
+
+        Shape (n, K), or (n, 1) for losses that couple the outputs.
+        """
+        raise NotImplementedError
+
+    def penalty_diagonal(self):
+        """Diagonal of the penalty's Hessian, shape (n_parameters,)."""
+        raise NotImplementedError
+
+    def null_space(self):
+        """Orthonormal basis ``(n_parameters, r)`` of directions that leave the
+        objective unchanged, or None. Gradients are orthogonal to it."""
+        return None
+
+    def prediction_gradient(self, Z):
+        """Derivative of the model output explained when no test label is given."""
+        raise NotImplementedError
+
+    def removal_terms(self, y, sample_weight, Y, Z):
+        """Corrections for refits that change other rows' weights.
+
+        Returns ``(row_scale, class_index, class_vectors)`` or None. ``row_scale``
+        (n, K) multiplies each row's own gradient, ``class_vectors``
+        (n_groups, n_parameters) is subtracted from the removal gradient of every
+        row ``i`` with ``class_index[i]`` equal to its index.
+        """
+        return None
+
+    # --------------------------------------------------------------- binding
+    def bind(self, X, y, sample_weight=None, theta=None):
+        """Return the objective evaluated on data ``(X, y, sample_weight)``."""
+        return BoundProblem(self, X, y, sample_weight, theta)
+
+
+class BoundProblem:
+    """The family's objective on fixed training data, at parameters ``theta``.
+
+    Holds the linear predictor ``Z``, the residuals ``R = c * dloss/dZ`` and the
+    curvatures ``D = c * d2loss/dZ2``, and exposes the gradient, Hessian,
+    Hessian-vector product and a square-root factor of the Hessian. These
+    are what the solvers need; the solvers never see an estimator.
+    """
+
+    def __init__(self, family, X, y, sample_weight=None, theta=None):
+        self.family = family
+        self.X = X
+        self.y = np.asarray(y)
+        n = X.shape[0]
+        self.sample_weight = (
+            np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+        )
+        self.theta = family.theta if theta is None else np.asarray(theta, float)
+        self.Y = family.encode_target(self.y)
+        self.Z = family.decision(X, self.theta)
+        self.weights = family.row_weights(self.y, self.sample_weight)
+        self.residuals = self.weights * family.training_loss_gradient(self.Y, self.Z)
+        curvature = family.loss_hessian(self.Y, self.Z)
+        if family.full_output_hessian:
+            self.curvature = self.weights[:, :, None] * curvature
+        else:
+            self.curvature = self.weights * curvature
+        self.penalty = family.penalty_diagonal()
+
+    @property
+    def n_parameters(self):
+        return self.family.n_parameters
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_factor_rows(self):
+        """Rows of :meth:`hessian_factor`: one per sample and output."""
+        return self.X.shape[0] * self.family.n_outputs
+
+    def null_space(self):
+        return self.family.null_space()
+
+    # ------------------------------------------------------- contractions
+    def rows_to_parameters(self, R, X=None):
+        """``sum_i R_i tilde x_i^T`` flattened: ``(n, K)`` -> ``(n_parameters,)``.
+
+        With ``R`` of shape ``(n, K, m)`` the result is ``(n_parameters, m)``.
+        """
+        X = self.X if X is None else X
+        fam = self.family
+        R = np.asarray(R, dtype=float)
+        K = fam.n_outputs
+        if R.ndim == 2:
+            R = R[:, :, None]
+        m = R.shape[2]
+        out = np.empty((K, fam.n_columns, m))
+        for k in range(K):
+            out[k, : fam.n_features] = _safe_dot(X.T, R[:, k, :])
+            if fam.fit_intercept:
+                out[k, -1] = R[:, k, :].sum(axis=0)
+        out = out.reshape(fam.n_parameters, m)
+        return out[:, 0] if m == 1 else out
+
+    def row_gradients(self, X, R):
+        """Per-row gradients ``R_i tilde x_i^T`` as columns: (n_parameters, n).
+
+        Used for a block of test rows; never called on the training set.
+        """
+        fam = self.family
+        n = X.shape[0]
+        out = np.empty((fam.n_outputs, fam.n_columns, n))
+        for k in range(fam.n_outputs):
+            if sp.issparse(X):
+                out[k, : fam.n_features] = (sp.diags(R[:, k]) @ X).T.toarray()
+            else:
+                out[k, : fam.n_features] = (R[:, k, None] * X).T
+            if fam.fit_intercept:
+                out[k, -1] = R[:, k]
+        return out.reshape(fam.n_parameters, n)
+
+    def parameters_to_rows(self, V, X=None):
+        """``tilde x_i^T V_k`` for each row and output.
+
+        ``V`` of shape ``(n_parameters, m)`` gives ``(n, K, m)``.
+        """
+        X = self.X if X is None else X
+        fam = self.family
+        V = np.asarray(V, dtype=float)
+        m = V.shape[1]
+        V = V.reshape(fam.n_outputs, fam.n_columns, m)
+        out = np.empty((X.shape[0], fam.n_outputs, m))
+        for k in range(fam.n_outputs):
+            out[:, k, :] = _safe_dot(X, V[k, : fam.n_features])
+            if fam.fit_intercept:
+                out[:, k, :] += V[k, -1]
+        return out
+
+    # ------------------------------------------------------- objective
+    def objective(self):
+        fam = self.family
+        data = np.sum(self.weights * fam.training_output_losses(self.Y, self.Z))
+        return data + 0.5 * np.sum(self.penalty * self.theta**2)
+
+    def gradient(self):
+        return self.rows_to_parameters(self.residuals) + self.penalty * self.theta
+
+    def relative_gradient_norm(self):
+        """``||grad F|| / (sum_i ||grad f_i||_abs + ||p theta||)``: about 0 at an optimum."""
+        grad = self.gradient()
+        X_abs = abs(self.X)
+        scale = self.rows_to_parameters(np.abs(self.residuals), X_abs)
+        denom = np.linalg.norm(scale) + np.linalg.norm(self.penalty * self.theta)
+        return float(np.linalg.norm(grad) / max(denom, np.finfo(float).tiny))
+
+    def hessian(self):
+        """Dense Hessian ``tilde X^T D tilde X + diag(p)``."""
+        fam = self.family
+        K, P = fam.n_outputs, fam.n_columns
+        H = np.zeros((K, P, K, P))
+        for k in range(K):
+            for l in range(k, K):
+                if fam.full_output_hessian:
+                    d = self.curvature[:, k, l]
+                elif k == l:
+                    d = self.curvature[:, k]
+                else:
+                    continue
+                block = _weighted_gram(self.X, d, fam.fit_intercept)
+                H[k, :, l, :] = block
+                if l != k:
+                    H[l, :, k, :] = block.T
+        H = H.reshape(fam.n_parameters, fam.n_parameters)
+        H[np.diag_indices_from(H)] += self.penalty
+        return H
+
+    def hvp(self, v):
+        """Hessian-vector product without forming the Hessian; ``v`` (d,) or (d, m)."""
+        v = np.asarray(v, dtype=float)
+        one = v.ndim == 1
+        V = v[:, None] if one else v
+        U = self.parameters_to_rows(V)  # (n, K, m)
+        if self.family.full_output_hessian:
+            DU = np.einsum("ikl,ilm->ikm", self.curvature, U)
+        else:
+            DU = self.curvature[:, :, None] * U
+        out = self.rows_to_parameters(DU) + self.penalty[:, None] * V
+        return out[:, 0] if one else out
+
+    def hessian_factor(self):
+        """A matrix ``J`` with ``J^T J = tilde X^T D tilde X``.
+
+        Rows are ``sqrt(D_i) tilde x_i`` (one per row and output, ``L_i^T``
+        Kronecker ``tilde x_i`` for the softmax with ``D_i = L_i L_i^T``). Sparse
+        when ``X`` is sparse.
+        """
+        fam = self.family
+        X = self.X
+        n, K = X.shape[0], fam.n_outputs
+        Xt = X
+        if fam.fit_intercept:
+            ones = np.ones((n, 1))
+            Xt = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X, ones])
+        if fam.full_output_hessian:
+            # D_i = L_i L_i^T by an eigendecomposition (D_i is only semidefinite)
+            vals, vecs = np.linalg.eigh(self.curvature)
+            L = vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]  # (n, K, K)
+        else:
+            L = np.zeros((n, K, K))
+            idx = np.arange(K)
+            L[:, idx, idx] = np.sqrt(np.clip(self.curvature, 0, None))
+        blocks = []
+        for col in range(K):  # one block of n rows per column of L_i
+            row_blocks = []
+            for k in range(K):
+                scale = L[:, k, col]
+                if sp.issparse(Xt):
+                    row_blocks.append(sp.diags(scale) @ Xt)
+                else:
+                    row_blocks.append(scale[:, None] * Xt)
+            if sp.issparse(Xt):
+                blocks.append(sp.hstack(row_blocks, format="csr"))
+            else:
+                blocks.append(np.hstack(row_blocks))
+        if K == 1:
+            return blocks[0]
+        return sp.vstack(blocks, format="csr") if sp.issparse(Xt) else np.vstack(blocks)
+
+
+def _weighted_gram(X, d, fit_intercept):
+    """``tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``, in one product."""
+    if sp.issparse(X):
+        DX = sp.diags(d) @ X
+        G = np.asarray((X.T @ DX).toarray())
+        col = np.asarray(DX.sum(axis=0)).ravel()
+    else:
+        DX = X * d[:, None]
+        G = X.T @ DX
+        col = DX.sum(axis=0)
+    if not fit_intercept:
+        return G
+    p = X.shape[1]
+    out = np.empty((p + 1, p + 1))
+    out[:p, :p] = G
+    out[:p, p] = col
+    out[p, :p] = col
+    out[p, p] = d.sum()
+    return out

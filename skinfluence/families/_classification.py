@@ -1,0 +1,106 @@
+"""What the classification families share: labels, class weights, re-balancing.
+
+With ``class_weight="balanced"`` the weight of class ``a`` is
+``N / (n_classes * N_a)`` (``N_a`` the summed sample weight of class ``a``), so a
+refit without row ``i`` recomputes every class weight. The weights ``c_ik`` of
+the objective are linear in the class weights, hence the refit objective is
+exactly
+
+.. math::
+
+    F_{-i} = F - f_i + \\sum_a \\delta_a^{(i)} \\sum_{j \\ne i}
+             \\frac{\\partial f_j}{\\partial \\mathrm{cw}_a},
+
+and its gradient at the fitted parameters is
+``-c'_i / c_i * grad f_i + sum_a delta_a^(i) G_a`` with ``G_a`` the total
+gradient of class ``a``'s rows per unit of its class weight. The explainer
+subtracts ``H^{-1} sum_a delta_a^(i) G_a`` (one extra solve per class).
+"""
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from ._base import LinearFamily
+
+
+class ClassificationFamily(LinearFamily):
+    """Base of the classifier families: label encoding and class weights.
+
+    Subclasses define :meth:`class_weight_jacobian`, the ``(n, K)`` derivative of
+    the row weights ``c_ik`` with respect to the weight of class ``a``.
+    """
+
+    is_classifier = True
+
+    def _init_classes(self, classes, class_weight, C):
+        self.classes = np.asarray(classes)
+        self.class_weight = class_weight
+        self.C = float(C)
+
+    def class_index(self, y):
+        """Positions of the labels ``y`` in ``classes``; unseen labels raise."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
+        idx = np.searchsorted(self.classes, y)
+        idx = np.clip(idx, 0, len(self.classes) - 1)
+        unseen = self.classes[idx] != y
+        if np.any(unseen):
+            raise ValueError(
+                f"y contains labels the estimator was not fitted on: "
+                f"{np.unique(y[unseen]).tolist()}. Known classes are "
+                f"{self.classes.tolist()}."
+            )
+        return idx
+
+    def class_weights(self, y, sample_weight):
+        """Class weights as the estimator computed them on ``(y, sample_weight)``."""
+        if self.class_weight is None:
+            return np.ones(len(self.classes))
+        return compute_class_weight(
+            self.class_weight, classes=self.classes, y=y, sample_weight=sample_weight
+        )
+
+    def class_weight_jacobian(self, labels, sample_weight, a):
+        raise NotImplementedError
+
+    def row_weights_from_class_weights(self, labels, sample_weight, cw):
+        """Row weights ``c_ik``, linear in the class weights.
+
+        ``cw`` is one weight per class, shape (n_classes,), or one such vector
+        per row, shape (n, n_classes).
+        """
+        raise NotImplementedError
+
+    def row_weights(self, y, sample_weight):
+        cw = self.class_weights(y, sample_weight)
+        return self.row_weights_from_class_weights(self.class_index(y), sample_weight, cw)
+
+    def removal_terms(self, y, sample_weight, Y, Z):
+        if not (isinstance(self.class_weight, str) and self.class_weight == "balanced"):
+            return None
+        labels = self.class_index(y)
+        sw = np.asarray(sample_weight, dtype=float)
+        n_classes = len(self.classes)
+        totals = np.bincount(labels, weights=sw, minlength=n_classes)
+        cw = totals.sum() / (n_classes * totals)
+        # class weights after removing each row (exact, not linearised)
+        new_totals = np.broadcast_to(totals, (len(y), n_classes)).copy()
+        new_totals[np.arange(len(y)), labels] -= sw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new_cw = (totals.sum() - sw)[:, None] / (n_classes * new_totals)
+        # a row that is the last of its class would remove the class: no term
+        lonely = ~np.isfinite(new_cw).all(axis=1)
+        delta = np.where(lonely[:, None], 0.0, new_cw - cw)
+        c_old = self.row_weights_from_class_weights(labels, sw, cw)
+        c_new = self.row_weights_from_class_weights(labels, sw, cw + delta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row_scale = np.where(c_old > 0, c_new / c_old, 1.0)
+        row_scale[lonely] = 1.0
+        gradient = self.training_loss_gradient(Y, Z)
+        class_residuals = np.stack(
+            [self.class_weight_jacobian(labels, sw, a) * gradient for a in range(n_classes)]
+        )
+        return row_scale, delta, class_residuals

@@ -1,0 +1,148 @@
+"""Hinge and squared hinge: LinearSVC (liblinear), one-vs-rest.
+
+Each of the ``K`` one-vs-rest problems (one when there are two classes) solves
+
+.. math::
+
+    F_k(\\theta_k) = \\sum_i c_{ik}\\, \\ell(y_{ik} \\tilde x_i^\\top \\theta_k)
+                     + \\tfrac12 \\lVert w_k \\rVert^2 + \\frac{b_k^2}{2\\,\\mathrm{is}^2},
+
+``y_ik = +1`` for rows of class ``k`` and ``-1`` otherwise. liblinear appends the
+feature ``intercept_scaling`` (``is``) and penalises its coefficient, hence the
+intercept term. Weights: ``c_ik = C s_i cw_k`` for the positive rows of problem
+``k`` and ``C s_i`` for its negatives; with two classes, ``C s_i cw_{y_i}``.
+
+``loss="squared_hinge"``: ``l(m) = max(0, 1 - m)^2`` with the generalised second
+derivative ``2 [m < 1]``. ``loss="hinge"`` is not twice differentiable; the
+training objective is smoothed to
+
+.. math::
+
+    h_t(m) = t \\log\\left(1 + e^{(1 - m) / t}\\right),
+
+whose Hessian is ``sigma(u)(1 - sigma(u)) / t`` with ``u = (1 - m)/t``. The test
+loss stays the true hinge.
+"""
+
+import numpy as np
+from scipy.special import expit
+from sklearn.svm import LinearSVC
+
+from ._classification import ClassificationFamily
+
+
+class LinearSVCFamily(ClassificationFamily):
+    """One-vs-rest (squared) hinge loss with liblinear's penalised intercept.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_problems, n_features)
+    intercept : ndarray of shape (n_problems,)
+    classes : ndarray
+    C : float
+    loss : {"squared_hinge", "hinge"}
+    smoothing : float
+        Temperature ``t`` of the smoothed hinge (only for ``loss="hinge"``).
+    fit_intercept : bool
+    intercept_scaling : float
+    class_weight : dict, "balanced" or None
+    """
+
+    supported = (LinearSVC,)
+
+    def __init__(self, coef, intercept, classes, *, C=1.0, loss="squared_hinge",
+                 smoothing=0.01, fit_intercept=True, intercept_scaling=1.0,
+                 class_weight=None):
+        self.coef = np.asarray(coef, dtype=float)
+        self.intercept = np.asarray(intercept, dtype=float).ravel()
+        self.loss_name = loss
+        self.smoothing = float(smoothing)
+        self.fit_intercept = bool(fit_intercept)
+        self.intercept_scaling = float(intercept_scaling)
+        self._init_classes(classes, class_weight, C)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, smoothing=0.01, **_):
+        if estimator.penalty != "l2":
+            raise ValueError(
+                f"LinearSVC with penalty={estimator.penalty!r} has a non-smooth "
+                "objective, so influence functions are undefined. Use penalty='l2'."
+            )
+        if estimator.multi_class != "ovr":
+            raise ValueError(
+                f"LinearSVC with multi_class={estimator.multi_class!r} is not "
+                "supported: its joint objective is not a sum of per-row losses on "
+                "one linear predictor. Use multi_class='ovr'."
+            )
+        coef = np.asarray(estimator.coef_, dtype=float)
+        intercept = (
+            np.ravel(estimator.intercept_) if estimator.fit_intercept
+            else np.zeros(coef.shape[0])
+        )
+        return cls(
+            coef, intercept, estimator.classes_, C=estimator.C, loss=estimator.loss,
+            smoothing=smoothing, fit_intercept=estimator.fit_intercept,
+            intercept_scaling=estimator.intercept_scaling,
+            class_weight=estimator.class_weight,
+        )
+
+    # -------------------------------------------------------------- labels
+    def encode_target(self, y):
+        idx = self.class_index(y)
+        if self.n_outputs == 1:
+            return np.where(idx == 1, 1.0, -1.0)[:, None]
+        Y = -np.ones((len(idx), self.n_outputs))
+        Y[np.arange(len(idx)), idx] = 1.0
+        return Y
+
+    def row_weights_from_class_weights(self, labels, sample_weight, cw):
+        n = len(labels)
+        cw = np.broadcast_to(cw, (n, len(self.classes)))
+        sw = self.C * np.asarray(sample_weight, dtype=float)
+        if self.n_outputs == 1:
+            return (sw * cw[np.arange(n), labels])[:, None]
+        weights = np.ones((n, self.n_outputs))
+        weights[np.arange(n), labels] = cw[np.arange(n), labels]
+        return sw[:, None] * weights
+
+    def class_weight_jacobian(self, labels, sample_weight, a):
+        sw = self.C * np.asarray(sample_weight, dtype=float) * (labels == a)
+        if self.n_outputs == 1:
+            return sw[:, None]
+        out = np.zeros((len(labels), self.n_outputs))
+        out[:, a] = sw
+        return out
+
+    def penalty_diagonal(self):
+        p = np.ones((self.n_outputs, self.n_columns))
+        if self.fit_intercept:
+            p[:, -1] = 1.0 / self.intercept_scaling**2
+        return p.ravel()
+
+    # ---------------------------------------------------------------- loss
+    def output_losses(self, Y, Z):
+        slack = np.maximum(0.0, 1.0 - Y * Z)
+        return slack**2 if self.loss_name == "squared_hinge" else slack
+
+    def loss_gradient(self, Y, Z):
+        slack = np.maximum(0.0, 1.0 - Y * Z)
+        if self.loss_name == "squared_hinge":
+            return -2.0 * Y * slack
+        return -Y * (slack > 0)
+
+    def training_output_losses(self, Y, Z):
+        if self.loss_name == "squared_hinge":
+            return self.output_losses(Y, Z)
+        t = self.smoothing
+        return t * np.logaddexp(0.0, (1.0 - Y * Z) / t)
+
+    def training_loss_gradient(self, Y, Z):
+        if self.loss_name == "squared_hinge":
+            return self.loss_gradient(Y, Z)
+        return -Y * expit((1.0 - Y * Z) / self.smoothing)
+
+    def loss_hessian(self, Y, Z):
+        if self.loss_name == "squared_hinge":
+            return 2.0 * (Y * Z < 1.0)
+        s = expit((1.0 - Y * Z) / self.smoothing)
+        return s * (1.0 - s) / self.smoothing
