@@ -223,7 +223,8 @@ class BoundProblem:
         fam = self.family
         R = np.asarray(R, dtype=float)
         K = fam.n_outputs
-        if R.ndim == 2:
+        single = R.ndim == 2
+        if single:
             R = R[:, :, None]
         m = R.shape[2]
         out = np.empty((K, fam.n_columns, m))
@@ -232,7 +233,7 @@ class BoundProblem:
             if fam.fit_intercept:
                 out[k, -1] = R[:, k, :].sum(axis=0)
         out = out.reshape(fam.n_parameters, m)
-        return out[:, 0] if m == 1 else out
+        return out[:, 0] if single else out
 
     def row_gradients(self, X, R):
         """Per-row gradients ``R_i tilde x_i^T`` as columns: (n_parameters, n).
