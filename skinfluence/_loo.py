@@ -52,7 +52,7 @@ def tight_clone(estimator):
     return est
 
 
-def _fit_and_score(estimator, X, y, sample_weight, rows, X_test, y_test, smoothing):
+def _fit_and_score(estimator, X, y, sample_weight, rows, X_test, y_test):
     keep = np.ones(X.shape[0], dtype=bool)
     keep[rows] = False
     est = clone(estimator)
@@ -61,7 +61,7 @@ def _fit_and_score(estimator, X, y, sample_weight, rows, X_test, y_test, smoothi
             est.fit(X[keep], y[keep])
         else:
             est.fit(X[keep], y[keep], sample_weight=sample_weight[keep])
-        family = family_for(est, smoothing=smoothing)
+        family = family_for(est)  # the test loss is the true (unsmoothed) loss
         return family.loss(family.encode_target(y_test), family.decision(X_test))
 
 
@@ -113,13 +113,12 @@ def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
     if train_indices is None:
         train_indices = np.arange(X.shape[0])
     train_indices = np.asarray(train_indices, dtype=int)
-    smoothing = 0.01
     est = tight_clone(estimator)
     args = (X, y, sample_weight)
-    base = _fit_and_score(est, *args, [], X_test, y_test, smoothing)
+    base = _fit_and_score(est, *args, [], X_test, y_test)
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     losses = parallel(
-        delayed(_fit_and_score)(est, *args, [i], X_test, y_test, smoothing)
+        delayed(_fit_and_score)(est, *args, [i], X_test, y_test)
         for i in train_indices
     )
     return np.column_stack(losses) - base[:, None]

@@ -138,8 +138,9 @@ def fd_hessian(f, x, h=H_STEP):
     return H
 
 
-def reference_influence(model, X, y, sw, X_test, y_test, smoothing=0.01):
-    theta, objective, test_loss = make_reference(model, smoothing)
+def reference_influence(model, X, y, sw, X_test, y_test, smoothing=0.01, theta=None):
+    fitted_theta, objective, test_loss = make_reference(model, smoothing)
+    theta = fitted_theta if theta is None else theta
     H = fd_hessian(lambda t: objective(t, X, y, sw), theta)
     H_inv = np.linalg.pinv(H, rcond=1e-10, hermitian=True)
     n = X.shape[0]
@@ -204,7 +205,8 @@ def test_explain_matches_independent_reference(name):
     model.fit(X, y, sample_weight=sw if weighted else None)
     X_test, y_test = X[:5] + 0.1, y[:5]
     smoothing = 0.1
-    explainer = InfluenceExplainer(model, smoothing=smoothing, gradient_tol=1.0)
+    explainer = InfluenceExplainer(model, smoothing=smoothing, smoothing_resolve=False,
+                                   gradient_tol=1.0)
     influence = explainer.fit(X, y, sample_weight=sw if weighted else None).explain(
         X_test, y_test)
     expected = reference_influence(model, X, y, sw, X_test, y_test, smoothing)
@@ -239,3 +241,23 @@ def test_dual_form_matches_reference(name):
     expected = reference_influence(model, X, y, np.ones(len(y)), X_test, y_test)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(influence, expected, rtol=0, atol=1e-6 * scale)
+
+
+def test_smoothing_resolve_moves_to_the_smoothed_optimum():
+    """With smoothing_resolve the influence is taken at the smoothed optimum."""
+    model = LinearSVC(loss="hinge", C=0.5, max_iter=100_000)
+    X, y = _data(n_classes=2)
+    model.fit(X, y)
+    coef = model.coef_.copy()
+    explainer = InfluenceExplainer(model, smoothing=0.1, smoothing_resolve=True).fit(X, y)
+    theta = explainer.family_.theta
+    _, objective, _ = make_reference(model, smoothing=0.1)
+    sw = np.ones(len(y))
+    gradient = fd_gradient(lambda t: objective(t, X, y, sw), theta)
+    scale = fd_gradient(lambda t: objective(t, X, y, sw), make_reference(model, 0.1)[0])
+    assert np.linalg.norm(gradient) < 1e-6 * np.linalg.norm(scale)
+    np.testing.assert_array_equal(model.coef_, coef)
+    X_test, y_test = X[:5] + 0.1, y[:5]
+    expected = reference_influence(model, X, y, sw, X_test, y_test, 0.1, theta=theta)
+    np.testing.assert_allclose(explainer.explain(X_test, y_test), expected, rtol=0,
+                               atol=1e-6 * np.abs(expected).max())

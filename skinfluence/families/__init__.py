@@ -40,14 +40,14 @@ _REGISTRY = {
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
 
 
-def family_for(estimator, *, smoothing=0.01):
+def family_for(estimator, *, smoothing=0.03):
     """Return the family describing the objective a fitted ``estimator`` minimised.
 
     Parameters
     ----------
     estimator : fitted estimator
         One of :data:`SUPPORTED_ESTIMATORS` (subclasses are accepted).
-    smoothing : float, default=0.01
+    smoothing : float, default=0.03
         Temperature of the smoothed hinge for ``LinearSVC(loss="hinge")``.
 
     Returns

@@ -21,6 +21,8 @@ gradients: the gradient of row ``i`` is ``r_i tilde x_i^T`` with
 ``r_i = c_i * dloss/dz``, so every contraction works on ``X`` and ``r``.
 """
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -56,6 +58,8 @@ class LinearFamily:
 
     is_classifier = False
     full_output_hessian = False
+    #: True when the training loss is a smoothed version of the test loss.
+    smoothed = False
     #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
     #: invertible Hessian.
     pinv_rtol = None
@@ -84,6 +88,13 @@ class LinearFamily:
         if self.fit_intercept:
             return np.hstack([self.coef, self.intercept[:, None]]).ravel()
         return self.coef.ravel().copy()
+
+    def with_theta(self, theta):
+        """A copy of the family at other parameters (the estimator is untouched)."""
+        other = copy.copy(self)
+        coef, intercept = self.split_theta(theta)
+        other.coef, other.intercept = coef.copy(), intercept.copy()
+        return other
 
     def split_theta(self, theta):
         """Return ``(coef, intercept)`` from a flat parameter vector."""
@@ -142,6 +153,14 @@ class LinearFamily:
     def penalty_diagonal(self):
         """Diagonal of the penalty's Hessian, shape (n_parameters,)."""
         raise NotImplementedError
+
+    def stationarity_gradient(self, problem):
+        """Gradient used to judge whether the parameters are optimal.
+
+        The objective's gradient; non-smooth losses return the smallest
+        subgradient instead.
+        """
+        return problem.gradient()
 
     def null_space(self):
         """Orthonormal basis ``(n_parameters, r)`` of directions that leave the
@@ -278,9 +297,13 @@ class BoundProblem:
     def gradient(self):
         return self.rows_to_parameters(self.residuals) + self.penalty * self.theta
 
-    def relative_gradient_norm(self):
-        """``||grad F|| / (sum_i ||grad f_i||_abs + ||p theta||)``: about 0 at an optimum."""
-        grad = self.gradient()
+    def relative_gradient_norm(self, subgradient=False):
+        """``||grad F|| / (sum_i ||grad f_i||_abs + ||p theta||)``: about 0 at an optimum.
+
+        With ``subgradient=True`` a non-smooth loss is judged by its smallest
+        subgradient rather than by the gradient of its smoothed version.
+        """
+        grad = self.family.stationarity_gradient(self) if subgradient else self.gradient()
         X_abs = abs(self.X)
         scale = self.rows_to_parameters(np.abs(self.residuals), X_abs)
         denom = np.linalg.norm(scale) + np.linalg.norm(self.penalty * self.theta)

@@ -25,6 +25,7 @@ loss stays the true hinge.
 """
 
 import numpy as np
+from scipy.optimize import lsq_linear
 from scipy.special import expit
 from sklearn.svm import LinearSVC
 
@@ -49,20 +50,23 @@ class LinearSVCFamily(ClassificationFamily):
     """
 
     supported = (LinearSVC,)
+    #: rows whose margin is within this distance of 1 count as on the margin
+    margin_band = 1e-2
 
     def __init__(self, coef, intercept, classes, *, C=1.0, loss="squared_hinge",
-                 smoothing=0.01, fit_intercept=True, intercept_scaling=1.0,
+                 smoothing=0.03, fit_intercept=True, intercept_scaling=1.0,
                  class_weight=None):
         self.coef = np.asarray(coef, dtype=float)
         self.intercept = np.asarray(intercept, dtype=float).ravel()
         self.loss_name = loss
+        self.smoothed = loss == "hinge"
         self.smoothing = float(smoothing)
         self.fit_intercept = bool(fit_intercept)
         self.intercept_scaling = float(intercept_scaling)
         self._init_classes(classes, class_weight, C)
 
     @classmethod
-    def from_estimator(cls, estimator, *, smoothing=0.01, **_):
+    def from_estimator(cls, estimator, *, smoothing=0.03, **_):
         if estimator.penalty != "l2":
             raise ValueError(
                 f"LinearSVC with penalty={estimator.penalty!r} has a non-smooth "
@@ -146,3 +150,26 @@ class LinearSVCFamily(ClassificationFamily):
             return 2.0 * (Y * Z < 1.0)
         s = expit((1.0 - Y * Z) / self.smoothing)
         return s * (1.0 - s) / self.smoothing
+
+    def stationarity_gradient(self, problem):
+        """Smallest subgradient of the true hinge objective.
+
+        Rows on the margin (within ``margin_band``) take any weight in
+        ``[0, 1]`` of their hinge subgradient; the weights are chosen by
+        bounded least squares. Squared hinge is differentiable: its gradient.
+        """
+        if not self.smoothed:
+            return problem.gradient()
+        Y, Z = problem.Y, problem.Z
+        margin = Y * Z
+        on_margin = np.abs(1.0 - margin) <= self.margin_band
+        fixed = np.where(on_margin, 0.0, problem.weights * -Y * (margin < 1.0))
+        gradient = problem.rows_to_parameters(fixed) + problem.penalty * problem.theta
+        rows, outputs = np.nonzero(on_margin)
+        if rows.size == 0:
+            return gradient
+        R = np.zeros((rows.size, self.n_outputs))
+        R[np.arange(rows.size), outputs] = (problem.weights * -Y)[rows, outputs]
+        columns = problem.row_gradients(problem.X[rows], R)
+        fit = lsq_linear(columns, -gradient, bounds=(0.0, 1.0))
+        return gradient + columns @ fit.x
