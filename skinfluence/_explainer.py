@@ -13,7 +13,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from ._newton import newton_minimize
 from .families import family_for
@@ -179,6 +185,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         tags.classifier_tags = deepcopy(inner.classifier_tags)
         tags.regressor_tags = deepcopy(inner.regressor_tags)
         tags.input_tags.sparse = inner.input_tags.sparse
+        tags.target_tags.required = True
         return tags
 
     # ------------------------------------------------------------------ fit
@@ -200,6 +207,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         -------
         self : InfluenceExplainer
         """
+        if y is None:
+            raise ValueError(
+                f"This {type(self).__name__} estimator requires y to be passed, "
+                "but the target y is None."
+            )
+        y = column_or_1d(y, warn=True)
         estimator = self.estimator
         if not _is_fitted(estimator):
             estimator = clone(estimator)
@@ -211,11 +224,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 fit_params[key] = sample_weight
             estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator
+        if hasattr(estimator, "feature_names_in_"):
+            self.feature_names_in_ = estimator.feature_names_in_
+            validate_data(self, X, skip_check_array=True, reset=False)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self._transform, final = _split_pipeline(estimator)
         family = family_for(final, smoothing=self.smoothing)
 
         X_train = self._prepare_X(X, family, reset=True)
-        y = np.asarray(y)
         if y.shape[0] != X_train.shape[0]:
             raise ValueError(
                 f"X has {X_train.shape[0]} rows but y has {y.shape[0]}; pass the "
@@ -263,6 +280,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _prepare_X(self, X, family, reset=False):
+        if not reset and hasattr(self, "feature_names_in_"):
+            validate_data(self, X, skip_check_array=True, reset=False)
         if self._transform is not None:
             X = self._transform(X)
         X = check_array(

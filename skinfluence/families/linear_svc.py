@@ -56,8 +56,8 @@ class LinearSVCFamily(ClassificationFamily):
     def __init__(self, coef, intercept, classes, *, C=1.0, loss="squared_hinge",
                  smoothing=0.03, fit_intercept=True, intercept_scaling=1.0,
                  class_weight=None):
-        self.coef = np.asarray(coef, dtype=float)
-        self.intercept = np.asarray(intercept, dtype=float).ravel()
+        self.coef = np.array(coef, dtype=float)
+        self.intercept = np.array(intercept, dtype=float).ravel()
         self.loss_name = loss
         self.smoothed = loss == "hinge"
         self.smoothing = float(smoothing)

@@ -63,8 +63,8 @@ class _LogisticBase(ClassificationFamily):
 
     def __init__(self, coef, intercept, classes, *, C=1.0, fit_intercept=True,
                  class_weight=None, intercept_scaling=None):
-        self.coef = np.asarray(coef, dtype=float)
-        self.intercept = np.asarray(intercept, dtype=float).ravel()
+        self.coef = np.array(coef, dtype=float)
+        self.intercept = np.array(intercept, dtype=float).ravel()
         self.fit_intercept = bool(fit_intercept)
         self.intercept_scaling = intercept_scaling
         self._init_classes(classes, class_weight, C)

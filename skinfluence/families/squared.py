@@ -32,8 +32,8 @@ class SquaredLossFamily(LinearFamily):
     supported = (LinearRegression, Ridge, RidgeCV)
 
     def __init__(self, coef, intercept, alpha, fit_intercept, pinv_rtol=None):
-        self.coef = np.asarray(coef, dtype=float).reshape(1, -1)
-        self.intercept = np.atleast_1d(np.asarray(intercept, dtype=float))
+        self.coef = np.array(coef, dtype=float).reshape(1, -1)
+        self.intercept = np.atleast_1d(np.array(intercept, dtype=float))
         self.alpha = float(alpha)
         self.fit_intercept = bool(fit_intercept)
         self.pinv_rtol = pinv_rtol
