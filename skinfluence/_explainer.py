@@ -1,8 +1,9 @@
 """InfluenceExplainer: influence of training rows on test predictions."""
 
+import functools
 import warnings
 from copy import deepcopy
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,15 +16,21 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_features,
+    _num_samples,
     check_array,
     check_is_fitted,
     column_or_1d,
     validate_data,
 )
 
+from ._influence import first_order_block, leverage_blocks, newton_rho, output_shift_block
+from ._loo import newton_loo, refit_loo
+from ._threads import limit_small
+from ._trust import trust_report
 from ._newton import newton_minimize
 from .families import family_for
-from .solvers import DirectSolver
+from .solvers import make_solver
 
 __all__ = ["InfluenceExplainer"]
 
@@ -52,6 +59,24 @@ def _split_pipeline(estimator):
             return None, final
         return estimator[:-1].transform, final
     return None, estimator
+
+
+def _limit_small_threads(method):
+    """Run ``method`` on one BLAS thread when the training problem is small."""
+
+    @functools.wraps(method)
+    def wrapper(self, X, *args, **kwargs):
+        if method.__name__ != "fit" and hasattr(self, "problem_"):
+            size = (self.problem_.n_samples, self.family_.n_parameters)
+        else:
+            try:
+                size = (_num_samples(X), _num_features(X))
+            except (TypeError, ValueError):  # the method's own validation reports it
+                size = (0, 0)
+        with limit_small(*size):
+            return method(self, X, *args, **kwargs)
+
+    return wrapper
 
 
 def _estimator_has(attr):
@@ -97,9 +122,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
         used as it is and never refitted or modified; an unfitted one is cloned
         and fitted in :meth:`fit`.
-    solver : {"direct"}, default="direct"
+    solver : {"direct", "cg", "lissa"}, default="direct"
         How to apply the inverse Hessian. "direct" factorises it (Cholesky), in
         the primal ``d x d`` or the dual ``n x n`` form, whichever is smaller.
+        "cg" runs matrix-free conjugate gradients (Jacobi preconditioner) on
+        each block of test gradients: one pass over ``X`` per iteration, no
+        ``d x d`` or ``n x n`` matrix, for many features (sparse ``X``). "lissa"
+        runs the stochastic LiSSA recursion (Agarwal et al., 2017) with its
+        scale estimated by power iteration; it needs about ``kappa`` steps for
+        a Hessian of condition number ``kappa`` and suits well-conditioned
+        problems (see ``solver_params``).
     smoothing : float, default=0.03
         Temperature ``t`` of the smoothed hinge
         ``t log(1 + exp((1 - m) / t))`` used for ``LinearSVC(loss="hinge")``.
@@ -114,6 +146,23 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     damping : float, default=0.0
         Added to the diagonal of the Hessian. Use a small positive value when the
         Hessian is singular (no penalty, collinear features).
+    tol : float, default=1e-8
+        Relative residual ``||b - H x|| / ||b||`` at which ``solver="cg"`` stops
+        (per test row). Ignored by the other solvers (LiSSA's own ``tol`` goes
+        in ``solver_params``).
+    max_iter : int, default=None
+        Most iterations of "cg" (None: ``10 * d``) or steps of "lissa" (its
+        ``max_depth``; None: 20000). A ``ConvergenceWarning`` names the fix
+        when it is reached. Ignored by "direct".
+    solver_params : dict, default=None
+        Further options of the solver, for example ``{"scale": 50.0,
+        "depth": 2000, "repeats": 4, "batch_size": 256, "tol": 1e-5}`` for
+        "lissa" (:class:`skinfluence.solvers.LissaSolver`) or
+        ``{"preconditioner": None}`` for "cg"
+        (:class:`skinfluence.solvers.ConjugateGradientSolver`).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the randomness of "lissa" (power iteration, mini-batches): the
+        same seed gives the same numbers. The other solvers are deterministic.
     gradient_tol : float, default=0.05
         :meth:`fit` measures the relative gradient norm of the objective at the
         fitted coefficients and warns when it exceeds ``gradient_tol``: the
@@ -128,8 +177,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         The fitted estimator (the very object passed in when it was fitted).
     family_ : LinearFamily
         The loss family of the final model.
-    solver_ : DirectSolver
-        The factorised Hessian; ``solver_.diagnostics_`` describes it.
+    solver_ : DirectSolver, ConjugateGradientSolver or LissaSolver
+        The fitted solver; ``solver_.diagnostics_`` describes it (and, for the
+        iterative solvers, the last block solved: iterations, residuals,
+        convergence per test row).
+    n_iter_ : int
+        Iterations of the solver's most recent solve ("cg" iterations, "lissa"
+        steps); 1 for "direct".
     relative_gradient_norm_ : float
         ``||grad F|| / (sum_i |grad f_i| + ||penalty gradient||)`` at the fitted
         coefficients; about the solver tolerance for a converged fit.
@@ -162,7 +216,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "solver": [StrOptions({"direct"})],
+        "solver": [StrOptions({"direct", "cg", "lissa"})],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "solver_params": [dict, None],
+        "random_state": ["random_state"],
         "smoothing": [Interval(Real, 0, None, closed="neither")],
         "damping": [Interval(Real, 0, None, closed="left")],
         "smoothing_resolve": ["boolean"],
@@ -170,12 +228,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     }
 
     def __init__(self, estimator, *, solver="direct", smoothing=0.03,
-                 smoothing_resolve=True, damping=0.0, gradient_tol=0.05):
+                 smoothing_resolve=True, damping=0.0, tol=1e-8, max_iter=None,
+                 solver_params=None, random_state=None, gradient_tol=0.05):
         self.estimator = estimator
         self.solver = solver
         self.smoothing = smoothing
         self.smoothing_resolve = smoothing_resolve
         self.damping = damping
+        self.tol = tol
+        self.max_iter = max_iter
+        self.solver_params = solver_params
+        self.random_state = random_state
         self.gradient_tol = gradient_tol
 
     def __sklearn_tags__(self):
@@ -190,6 +253,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
+    @_limit_small_threads
     def fit(self, X, y, sample_weight=None):
         """Read the fitted model and factorise the Hessian of its objective.
 
@@ -240,6 +304,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             )
         if family.is_classifier is False and not np.all(np.isfinite(y.astype(float))):
             raise ValueError("y contains NaN or infinity.")
+        sample_weight_given = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X_train)
         problem = family.bind(X_train, y, sample_weight)
         self.relative_gradient_norm_ = problem.relative_gradient_norm(subgradient=True)
@@ -260,8 +325,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-        self.solver_ = DirectSolver(
-            damping=self.damping, pinv_rtol=family.pinv_rtol
+        self.solver_ = make_solver(
+            self.solver, damping=self.damping, pinv_rtol=family.pinv_rtol,
+            tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
+            **(self.solver_params or {}),
         ).fit(problem)
 
         # the gradient of the objective lost with each row, and the re-balancing
@@ -277,6 +344,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             self._class_shift = (vectors.T, delta)
         self.family_ = family
         self.problem_ = problem
+        self._final_estimator = final
+        self._sample_weight = None if sample_weight_given is None else sample_weight
+        self._leverage_blocks = None
         return self
 
     def _prepare_X(self, X, family, reset=False):
@@ -300,7 +370,35 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return X
 
     # -------------------------------------------------------------- explain
-    def explain(self, X, y=None):
+    def _test_labels(self, X, y, Z):
+        """Targets of the test rows; None explains a regressor's prediction.
+
+        Without labels a classifier is explained at its own predicted class.
+        """
+        family = self.family_
+        if y is None:
+            if not family.is_classifier:
+                return None
+            return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
+                                  else (Z[:, 0] > 0).astype(int)]
+        y = column_or_1d(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
+        return y
+
+    def _test_targets(self, X, y):
+        """Encoded test targets (None for a regressor's prediction) and ``Z``."""
+        Z = self.family_.decision(X)
+        labels = self._test_labels(X, y, Z)
+        return (None if labels is None else self.family_.encode_target(labels)), Z
+
+    def _chunks(self, n_test, per_row_bytes):
+        chunk = max(1, _BLOCK_BYTES // max(per_row_bytes, 1))
+        return [slice(start, min(start + chunk, n_test))
+                for start in range(0, n_test, chunk)]
+
+    @_limit_small_threads
+    def explain(self, X, y=None, *, method="first_order"):
         """Influence of every training row on the loss of every row of ``X``.
 
         Parameters
@@ -312,6 +410,14 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             own predicted class (positive = the training row supports the
             prediction) and a regressor explains the prediction itself: the change
             of ``predict`` when the row is removed, in target units.
+        method : {"first_order", "newton"}, default="first_order"
+            "first_order" is the influence function
+            ``grad L_j^T H^{-1} grad f_i``. "newton" takes one Newton step with
+            the leave-one-out Hessian (the leverage correction
+            ``Delta_i = H^{-1} g_i / (1 - h_ii)``, a K x K solve for
+            multinomial) and evaluates the test loss at the moved parameters
+            instead of linearising it; for squared loss it is exact
+            leave-one-out.
 
         Returns
         -------
@@ -321,45 +427,171 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             refitted.
         """
         check_is_fitted(self)
+        if method not in ("first_order", "newton"):
+            raise ValueError(
+                f"method must be 'first_order' or 'newton'; got {method!r}."
+            )
         family, problem = self.family_, self.problem_
         X = self._prepare_X(X, family)
-        Z = family.decision(X)
-        if y is None:
-            if family.is_classifier:
-                labels = family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
-                                        else (Z[:, 0] > 0).astype(int)]
-                Q = family.loss_gradient(family.encode_target(labels), Z)
-            else:
-                Q = family.prediction_gradient(Z)
-        else:
-            y = np.asarray(y)
-            if y.shape[0] != X.shape[0]:
-                raise ValueError(
-                    f"X has {X.shape[0]} rows but y has {y.shape[0]}."
-                )
-            Q = family.loss_gradient(family.encode_target(y), Z)
-
-        n_train, n_test = problem.n_samples, X.shape[0]
-        chunk = max(1, _BLOCK_BYTES // (8 * n_train * family.n_outputs))
+        Y, Z = self._test_targets(X, y)
+        n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
         influence = np.empty((n_test, n_train))
-        for start in range(0, n_test, chunk):
-            rows = slice(start, min(start + chunk, n_test))
-            influence[rows] = self._explain_block(X[rows], Q[rows])
+        if method == "first_order":
+            Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
+            for rows in self._chunks(n_test, 8 * n_train * K):
+                influence[rows] = first_order_block(
+                    problem, self.solver_, self._removal_residuals,
+                    self._class_shift, X[rows], Q[rows])
+            return influence
+
+        rho = newton_rho(problem.curvature, self._removal_residuals, self._leverage())
+        for rows in self._chunks(n_test, 8 * n_train * K * 3):
+            dZ = output_shift_block(problem, self.solver_, rho, self._class_shift,
+                                    X[rows])
+            if Y is None:
+                influence[rows] = dZ[:, :, 0]
+                continue
+            Zr, Yr = Z[rows], Y[rows]
+            m = Zr.shape[0]
+            moved = family.loss(np.repeat(Yr, n_train, axis=0),
+                                (Zr[:, None, :] + dZ).reshape(m * n_train, K))
+            influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
         return influence
 
-    def _explain_block(self, X, Q):
-        """``grad L_j^T H^{-1} grad f_i`` for a block of test rows."""
+    @_limit_small_threads
+    def loo(self, X, y=None, *, method="refit", train_indices=None, n_jobs=None,
+            verbose=0):
+        """Actual change of each test loss when each training row is removed.
+
+        The exact quantity :meth:`explain` estimates, with the same sign, units
+        and shape, so the two can be plotted against each other. The user's
+        estimator is never refitted: refits work on clones.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+            Test rows.
+        y : array-like of shape (n_test,), default=None
+            Test targets; None as in :meth:`explain`.
+        method : {"refit", "newton"}, default="refit"
+            "refit" refits clones of the (final) estimator without each row, with
+            tightened solver settings (see :func:`skinfluence.tight_clone`:
+            Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
+            ``max_iter=100_000``), warm-started from the full solution where the
+            estimator supports it; the baseline loss comes from a full-data refit
+            with the same settings. LinearSVC with ``loss="hinge"`` refits the
+            true hinge. "newton" finds each leave-one-out optimum of the
+            family's closed-form objective by Newton steps from the polished
+            full optimum, to a relative gradient norm of 1e-10 (one step,
+            Sherman-Morrison, for squared loss; for the hinge, the optimum of the
+            smoothed objective).
+        train_indices : array-like of int, default=None
+            Training rows to remove, one at a time; all rows when None.
+        n_jobs : int, default=None
+            Number of joblib workers; any joblib backend works (loky, threading,
+            ``joblib.parallel_config(backend="dask")``). Each worker limits its
+            BLAS/OpenMP pools to one thread. Results do not depend on it.
+        verbose : int, default=0
+            joblib progress messages.
+
+        Returns
+        -------
+        loo : ndarray of shape (n_test, n_rows)
+            ``L(z_j; theta_{-i}) - L(z_j; theta)`` (or the change of the
+            prediction for a regressor without ``y``).
+        """
+        check_is_fitted(self)
+        if method not in ("refit", "newton"):
+            raise ValueError(f"method must be 'refit' or 'newton'; got {method!r}.")
         problem = self.problem_
-        V = problem.row_gradients(X, Q)
-        U = self.solver_.solve(V)
-        T = problem.parameters_to_rows(U)  # (n_train, K, m)
-        block = np.einsum("nk,nkm->mn", self._removal_residuals, T)
-        if self._class_shift is not None:
-            vectors, delta = self._class_shift
-            block -= (U.T @ vectors) @ delta.T
-        return block
+        X = self._prepare_X(X, self.family_)
+        labels = self._test_labels(X, y, self.family_.decision(X))
+        rows = self._train_rows(train_indices)
+        if method == "refit":
+            return refit_loo(self._final_estimator, problem.X, problem.y,
+                             self._sample_weight, X, labels, rows, n_jobs=n_jobs,
+                             verbose=verbose)
+        return newton_loo(self.family_, problem.X, problem.y, problem.sample_weight,
+                          self.solver_, X, labels, rows, n_jobs=n_jobs,
+                          verbose=verbose)
+
+    def trust_report(self, X, y=None, *, method="first_order", loo_method="refit",
+                     n_test=5, n_train=None, k=10, random_state=None, n_jobs=None,
+                     verbose=0, plot=False, ax=None):
+        """How far to trust :meth:`explain`: a comparison with exact leave-one-out.
+
+        Samples test rows (and optionally training rows), computes both the
+        estimate and the actual leave-one-out change, and summarises their
+        agreement.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+        y : array-like of shape (n_test,), default=None
+        method : {"first_order", "newton"}, default="first_order"
+            The estimate, as in :meth:`explain`.
+        loo_method : {"refit", "newton"}, default="refit"
+            The truth, as in :meth:`loo`.
+        n_test : int or None, default=5
+            Test rows sampled from ``X`` (all when None).
+        n_train : int or None, default=None
+            Training rows sampled (all when None).
+        k : int, default=10
+            Size of the helpful and harmful sets compared.
+        random_state : int, RandomState instance or None, default=None
+        n_jobs, verbose : as in :meth:`loo`
+        plot : bool, default=False
+            Also draw estimated against actual with the diagonal (matplotlib).
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        report : Bunch
+            ``pearson``, ``spearman``; ``helpful_overlap`` and
+            ``harmful_overlap``, the mean share of the top-``k`` most helpful
+            (most harmful) training rows per test row that both agree on;
+            ``disagreements`` (``test_index``, ``train_index``, ``estimated``,
+            ``actual`` of the largest gaps); ``estimated`` and ``actual``
+            arrays; ``test_indices``, ``train_indices``; with ``plot=True``,
+            ``ax`` and ``figure``.
+        """
+        check_is_fitted(self)
+        return trust_report(self, X, y, method=method, loo_method=loo_method,
+                            n_test=n_test, n_train=n_train, k=k,
+                            random_state=random_state, n_jobs=n_jobs,
+                            verbose=verbose, plot=plot, ax=ax)
+
+    def _train_rows(self, train_indices):
+        n = self.problem_.n_samples
+        if train_indices is None:
+            return np.arange(n)
+        rows = np.asarray(train_indices)
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise ValueError(f"A boolean train_indices needs {n} entries.")
+            return np.flatnonzero(rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError("train_indices must be a 1-d array of integer positions.")
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            raise ValueError(f"train_indices must lie in [0, {n}); got "
+                             f"{rows.min()}..{rows.max()}.")
+        return rows % n
+
+    def _leverage(self):
+        """Leverage blocks of the training rows, computed once and cached."""
+        if getattr(self, "_leverage_blocks", None) is None:
+            self._leverage_blocks = leverage_blocks(self.problem_, self.solver_)
+        return self._leverage_blocks
 
     # ---------------------------------------------------------- delegation
+    @property
+    def n_iter_(self):
+        """Iterations of the solver's most recent solve (cg: iterations, lissa:
+        recursion steps of the longest column); 1 for "direct" (one
+        factorisation) and before the first :meth:`explain`."""
+        info = self.solver_.diagnostics_
+        return max(1, int(info.get("n_iter", info.get("depth", 1))))
+
     @property
     def classes_(self):
         return self.estimator_.classes_

@@ -60,6 +60,8 @@ class LinearFamily:
     full_output_hessian = False
     #: True when the training loss is a smoothed version of the test loss.
     smoothed = False
+    #: True when the objective is quadratic in the parameters.
+    quadratic = False
     #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
     #: invertible Hessian.
     pinv_rtol = None
@@ -330,18 +332,61 @@ class BoundProblem:
         H[np.diag_indices_from(H)] += self.penalty
         return H
 
-    def hvp(self, v):
-        """Hessian-vector product without forming the Hessian; ``v`` (d,) or (d, m)."""
+    def hvp(self, v, rows=None):
+        """Hessian-vector product without forming the Hessian; ``v`` (d,) or (d, m).
+
+        Costs one pass over ``X`` (O(nnz) for sparse ``X``) per column of ``v``.
+
+        Parameters
+        ----------
+        v : ndarray of shape (d,) or (d, m)
+        rows : array-like of int, default=None
+            Use only these training rows, rescaled by ``n / len(rows)``: an
+            unbiased stochastic estimate of ``H v`` when the rows are drawn
+            uniformly (the penalty term is exact). None uses every row.
+        """
         v = np.asarray(v, dtype=float)
         one = v.ndim == 1
         V = v[:, None] if one else v
-        U = self.parameters_to_rows(V)  # (n, K, m)
-        if self.family.full_output_hessian:
-            DU = np.einsum("ikl,ilm->ikm", self.curvature, U)
+        if rows is None:
+            X, curvature, scale = self.X, self.curvature, 1.0
         else:
-            DU = self.curvature[:, :, None] * U
-        out = self.rows_to_parameters(DU) + self.penalty[:, None] * V
+            rows = np.asarray(rows, dtype=np.intp)
+            X, curvature = self.X[rows], self.curvature[rows]
+            scale = self.n_samples / max(len(rows), 1)
+        U = self.parameters_to_rows(V, X)  # (n, K, m)
+        if self.family.full_output_hessian:
+            DU = np.einsum("ikl,ilm->ikm", curvature, U)
+        else:
+            DU = curvature[:, :, None] * U
+        out = self.rows_to_parameters(DU, X)
+        if scale != 1.0:
+            out *= scale
+        out += self.penalty[:, None] * V
         return out[:, 0] if one else out
+
+    def hessian_diagonal(self):
+        """Diagonal of the Hessian without forming it, shape (n_parameters,).
+
+        ``sum_i D_i[k, k] x_ij^2 + p`` (column sums of ``D`` for the intercept);
+        O(nnz) for sparse ``X``, which is never densified.
+        """
+        fam = self.family
+        X = self.X
+        if fam.full_output_hessian:
+            idx = np.arange(fam.n_outputs)
+            dk = self.curvature[:, idx, idx]  # (n, K)
+        else:
+            dk = self.curvature
+        out = np.empty((fam.n_outputs, fam.n_columns))
+        if sp.issparse(X):
+            X2 = sp.csr_matrix(X.multiply(X))
+            out[:, : fam.n_features] = _safe_dot(X2.T, dk).T
+        else:
+            out[:, : fam.n_features] = np.einsum("ij,ij,ik->kj", X, X, dk)
+        if fam.fit_intercept:
+            out[:, -1] = dk.sum(axis=0)
+        return out.ravel() + self.penalty
 
     def hessian_factor(self):
         """A matrix ``J`` with ``J^T J = tilde X^T D tilde X``.

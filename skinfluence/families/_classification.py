@@ -59,6 +59,12 @@ class ClassificationFamily(LinearFamily):
         """Class weights as the estimator computed them on ``(y, sample_weight)``."""
         if self.class_weight is None:
             return np.ones(len(self.classes))
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # compute_class_weight's formula, without its validation overhead
+            totals = np.bincount(self.class_index(y), weights=sample_weight,
+                                 minlength=len(self.classes))
+            with np.errstate(divide="ignore"):
+                return totals.sum() / (len(self.classes) * totals)
         return compute_class_weight(
             self.class_weight, classes=self.classes, y=y, sample_weight=sample_weight
         )

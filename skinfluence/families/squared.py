@@ -30,6 +30,8 @@ class SquaredLossFamily(LinearFamily):
     """
 
     supported = (LinearRegression, Ridge, RidgeCV)
+    #: the objective is quadratic: one Newton step is exact
+    quadratic = True
 
     def __init__(self, coef, intercept, alpha, fit_intercept, pinv_rtol=None):
         self.coef = np.array(coef, dtype=float).reshape(1, -1)

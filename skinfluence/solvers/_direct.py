@@ -149,7 +149,7 @@ class DirectSolver:
     def _solve_penalised(self, B):
         """``H_aa^{-1} B`` by Woodbury: ``P^-1 B - P^-1 J^T K^-1 J P^-1 B``."""
         PB = self._inv_p[:, None] * B
-        inner = la.cho_solve(self._kernel, np.asarray(self._J_a @ PB))
+        inner = la.cho_solve(self._kernel, np.asarray(self._J_a @ PB), check_finite=False)
         return PB - self._inv_p[:, None] * np.asarray(self._J_a.T @ inner)
 
     # ------------------------------------------------------------- solve
@@ -159,7 +159,7 @@ class DirectSolver:
         one = B.ndim == 1
         B = B[:, None] if one else B
         if self.form_ == "primal":
-            X = la.cho_solve(self._primal, B)
+            X = la.cho_solve(self._primal, B, check_finite=False)
         elif self.form_ == "pseudo-inverse":
             vecs, inv_vals = self._pinv
             X = vecs @ (inv_vals[:, None] * (vecs.T @ B))
@@ -168,7 +168,7 @@ class DirectSolver:
         else:
             a = self._penalised
             B_a, B_u = B[a], B[~a]
-            y = la.cho_solve(self._schur, B_u - self._Ainv_H_au.T @ B_a)
+            y = la.cho_solve(self._schur, B_u - self._Ainv_H_au.T @ B_a, check_finite=False)
             X = np.empty_like(B)
             X[~a] = y
             X[a] = self._solve_penalised(B_a - self._H_au @ y)

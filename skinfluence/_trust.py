@@ -1,0 +1,94 @@
+"""How far to trust the influence estimates: a comparison with exact LOO."""
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.utils import Bunch, _safe_indexing, check_random_state
+
+__all__ = ["trust_report", "plot_estimated_vs_actual"]
+
+
+def _top_k_overlap(estimated, actual, k, largest):
+    """Mean share of the k largest (or smallest) entries per row found by both."""
+    k = min(k, estimated.shape[1])
+    sign = -1 if largest else 1
+    shares = []
+    for est_row, act_row in zip(estimated, actual):
+        top_est = np.argsort(sign * est_row, kind="stable")[:k]
+        top_act = np.argsort(sign * act_row, kind="stable")[:k]
+        shares.append(len(np.intersect1d(top_est, top_act)) / k)
+    return float(np.mean(shares))
+
+
+def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refit",
+                 n_test=5, n_train=None, k=10, n_disagreements=10, random_state=None,
+                 n_jobs=None, verbose=0, plot=False, ax=None):
+    """Compare :meth:`InfluenceExplainer.explain` with exact leave-one-out.
+
+    See :meth:`InfluenceExplainer.trust_report` for the parameters.
+    """
+    rng = check_random_state(random_state)
+    n_rows = X.shape[0]
+    test_rows = np.arange(n_rows)
+    if n_test is not None and n_test < n_rows:
+        test_rows = np.sort(rng.choice(n_rows, size=n_test, replace=False))
+    n_all = explainer.problem_.n_samples
+    train_rows = np.arange(n_all)
+    if n_train is not None and n_train < n_all:
+        train_rows = np.sort(rng.choice(n_all, size=n_train, replace=False))
+    X_s = _safe_indexing(X, test_rows)
+    y_s = None if y is None else _safe_indexing(y, test_rows)
+
+    estimated = explainer.explain(X_s, y_s, method=method)[:, train_rows]
+    actual = explainer.loo(X_s, y_s, method=loo_method, train_indices=train_rows,
+                           n_jobs=n_jobs, verbose=verbose)
+    gap = np.abs(estimated - actual).ravel()
+    worst = np.argsort(-gap, kind="stable")[:n_disagreements]
+    rows, cols = np.unravel_index(worst, estimated.shape)
+    report = Bunch(
+        pearson=float(np.corrcoef(estimated.ravel(), actual.ravel())[0, 1]),
+        spearman=float(spearmanr(estimated.ravel(), actual.ravel())[0]),
+        helpful_overlap=_top_k_overlap(estimated, actual, k, largest=True),
+        harmful_overlap=_top_k_overlap(estimated, actual, k, largest=False),
+        k=k,
+        disagreements=Bunch(
+            test_index=test_rows[rows], train_index=train_rows[cols],
+            estimated=estimated[rows, cols], actual=actual[rows, cols],
+        ),
+        estimated=estimated,
+        actual=actual,
+        test_indices=test_rows,
+        train_indices=train_rows,
+        method=method,
+        loo_method=loo_method,
+    )
+    if plot:
+        report.ax = plot_estimated_vs_actual(estimated, actual, ax=ax,
+                                             title=f"{method} vs {loo_method} LOO")
+        report.figure = report.ax.figure
+    return report
+
+
+def plot_estimated_vs_actual(estimated, actual, *, ax=None, title=None):
+    """Scatter estimated against actual leave-one-out changes, with the diagonal.
+
+    Returns the matplotlib ``Axes``. Needs matplotlib (``pip install
+    skinfluence[plots]``).
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Plotting needs matplotlib: pip install 'skinfluence[plots]'."
+        ) from exc
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
+    estimated, actual = np.ravel(estimated), np.ravel(actual)
+    ax.scatter(actual, estimated, s=8, alpha=0.6)
+    low = min(actual.min(), estimated.min())
+    high = max(actual.max(), estimated.max())
+    ax.plot([low, high], [low, high], color="grey", lw=1, ls="--")
+    r = np.corrcoef(estimated, actual)[0, 1]
+    ax.set_xlabel("actual change in test loss (leave-one-out)")
+    ax.set_ylabel("predicted change in test loss")
+    ax.set_title((title + "\n" if title else "") + f"Pearson r = {r:.3f}")
+    return ax
