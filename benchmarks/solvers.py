@@ -76,13 +76,13 @@ def compare(a, ref):
 
 
 def scaling(dims):
-    print("Part 1: sparse logistic, n = 2,000, 30 non-zeros per row on average, "
+    print("Part 1: sparse logistic, n = 1,000, 30 non-zeros per row on average, "
           f"{N_TEST} test rows")
     header = (f"{'d':>7} {'solver':>7} {'time s':>8} {'rel. error':>11} "
               f"{'Pearson':>9}  details")
     print(header)
     print("-" * len(header))
-    n = 2000
+    n = 1000
     for d in dims:
         X, y, X_test, y_test = sparse_logistic(n, d, 30.0 / d, seed=d)
         model = fit_model(X, y)

@@ -7,11 +7,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils import get_tags
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
@@ -24,8 +25,16 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._influence import first_order_block, leverage_blocks, newton_rho, output_shift_block
+from ._influence import (
+    first_order_block,
+    leverage_blocks,
+    newton_rho,
+    output_shift_block,
+    self_influence_values,
+    top_k_indices,
+)
 from ._loo import newton_loo, refit_loo
+from . import _applications
 from ._threads import limit_small
 from ._trust import trust_report
 from ._newton import newton_minimize
@@ -33,9 +42,6 @@ from .families import family_for
 from .solvers import make_solver
 
 __all__ = ["InfluenceExplainer"]
-
-# memory budget of one block of the (n_train, n_outputs, n_test) contraction
-_BLOCK_BYTES = 256 * 2**20
 
 
 def _unfreeze(estimator):
@@ -347,6 +353,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         self._final_estimator = final
         self._sample_weight = None if sample_weight_given is None else sample_weight
         self._leverage_blocks = None
+        self._self_influence = None
+        self._X_train32 = None
         return self
 
     def _prepare_X(self, X, family, reset=False):
@@ -392,13 +400,45 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         labels = self._test_labels(X, y, Z)
         return (None if labels is None else self.family_.encode_target(labels)), Z
 
-    def _chunks(self, n_test, per_row_bytes):
-        chunk = max(1, _BLOCK_BYTES // max(per_row_bytes, 1))
-        return [slice(start, min(start + chunk, n_test))
-                for start in range(0, n_test, chunk)]
+    def _chunks(self, n_test, per_row_bytes, chunk_size=None):
+        """Slices of test rows whose temporaries fit scikit-learn's
+        ``working_memory`` (or ``chunk_size`` rows each)."""
+        if chunk_size is None:
+            budget = get_config()["working_memory"] * 2**20
+            chunk_size = max(1, int(budget // max(per_row_bytes, 1)))
+        return [slice(start, min(start + chunk_size, n_test))
+                for start in range(0, n_test, chunk_size)]
+
+    def _training_matrix(self, dtype):
+        """The training matrix in ``dtype`` (a float32 copy is made once)."""
+        dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            return None
+        if dtype != np.float32:
+            raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
+        if getattr(self, "_X_train32", None) is None:
+            self._X_train32 = self.problem_.X.astype(np.float32)
+        return self._X_train32
+
+    def _first_order(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None):
+        """Yield ``(rows, block)`` of first-order influence, chunk by chunk
+        (written into ``out[rows]`` when ``out`` is given)."""
+        problem = self.problem_
+        X_train = self._training_matrix(dtype)
+        n_train, K = problem.n_samples, self.family_.n_outputs
+        per_row = np.dtype(dtype).itemsize * n_train * (1 if K == 1 else 2)
+        # and the d-sized float64 columns: test gradient, solution and the
+        # iterative solvers' working vectors (about 8 per column for cg)
+        per_row += 8 * 8 * problem.n_parameters
+        for rows in self._chunks(X.shape[0], per_row, chunk_size):
+            yield rows, first_order_block(
+                problem, self.solver_, self._removal_residuals, self._class_shift,
+                X[rows], Q[rows], X_train=X_train,
+                out=None if out is None else out[rows])
 
     @_limit_small_threads
-    def explain(self, X, y=None, *, method="first_order"):
+    def explain(self, X, y=None, *, method="first_order", chunk_size=None,
+                dtype=np.float64):
         """Influence of every training row on the loss of every row of ``X``.
 
         Parameters
@@ -418,6 +458,18 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             multinomial) and evaluates the test loss at the moved parameters
             instead of linearising it; for squared loss it is exact
             leave-one-out.
+        chunk_size : int, default=None
+            Test rows processed together. By default as many as keep the
+            temporaries within scikit-learn's ``working_memory`` (see
+            :func:`sklearn.set_config`); the result itself is
+            ``(n_test, n_train)``: for large problems prefer
+            :meth:`top_influencers`.
+        dtype : {np.float64, np.float32}, default=np.float64
+            Precision of the final contraction (``method="first_order"`` only).
+            float32 halves the memory of the result and speeds up the product
+            (relative error about 1e-6, fine for ranking); the Hessian is always
+            factorised in float64. It keeps a float32 copy of the training
+            matrix.
 
         Returns
         -------
@@ -435,17 +487,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         X = self._prepare_X(X, family)
         Y, Z = self._test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
-        influence = np.empty((n_test, n_train))
         if method == "first_order":
             Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
-            for rows in self._chunks(n_test, 8 * n_train * K):
-                influence[rows] = first_order_block(
-                    problem, self.solver_, self._removal_residuals,
-                    self._class_shift, X[rows], Q[rows])
+            influence = np.empty((n_test, n_train), dtype=dtype)
+            for _ in self._first_order(X, Q, chunk_size=chunk_size, dtype=dtype,
+                                       out=influence):
+                pass
             return influence
 
+        influence = np.empty((n_test, n_train))
         rho = newton_rho(problem.curvature, self._removal_residuals, self._leverage())
-        for rows in self._chunks(n_test, 8 * n_train * K * 3):
+        for rows in self._chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver_, rho, self._class_shift,
                                     X[rows])
             if Y is None:
@@ -457,6 +509,72 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                                 (Zr[:, None, :] + dZ).reshape(m * n_train, K))
             influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
         return influence
+
+    @_limit_small_threads
+    def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
+        """The ``k`` most helpful and most harmful training rows of each test row.
+
+        The top of :meth:`explain` (first order), computed chunk by chunk of
+        test rows without ever holding the ``(n_test, n_train)`` matrix: memory
+        is one chunk (sized from scikit-learn's ``working_memory``, or
+        ``chunk_size`` test rows) plus the results.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+        y : array-like of shape (n_test,), default=None
+            As in :meth:`explain`.
+        k : int, default=10
+            Rows returned per test row and side (at most ``n_train``).
+        chunk_size : int, default=None
+            Test rows per chunk.
+        dtype : {np.float64, np.float32}, default=np.float64
+            Precision of the contraction, as in :meth:`explain`.
+
+        Returns
+        -------
+        result : Bunch
+            ``helpful_indices``, ``helpful_values`` (largest influence first)
+            and ``harmful_indices``, ``harmful_values`` (most negative first),
+            each of shape (n_test, k).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.linear_model import Ridge
+        >>> from skinfluence import InfluenceExplainer
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
+        >>> top = explainer.top_influencers(X[:3], y[:3], k=5)
+        >>> top.helpful_indices.shape
+        (3, 5)
+        """
+        check_is_fitted(self)
+        family, problem = self.family_, self.problem_
+        n_train = problem.n_samples
+        if not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"k must be a positive integer; got {k!r}.")
+        k = min(int(k), n_train)
+        X = self._prepare_X(X, family)
+        Y, Z = self._test_targets(X, y)
+        Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
+        n_test = X.shape[0]
+        result = Bunch(
+            helpful_indices=np.empty((n_test, k), dtype=np.intp),
+            helpful_values=np.empty((n_test, k), dtype=dtype),
+            harmful_indices=np.empty((n_test, k), dtype=np.intp),
+            harmful_values=np.empty((n_test, k), dtype=dtype),
+        )
+        # temporaries per test row: the block, a comparison mask, partitions
+        per_row = (np.dtype(dtype).itemsize + 2) * n_train * 2
+        if chunk_size is None:
+            budget = get_config()["working_memory"] * 2**20
+            chunk_size = max(1, int(budget // per_row))
+        for rows, block in self._first_order(X, Q, chunk_size=chunk_size, dtype=dtype):
+            for side, idx in zip(("harmful", "helpful"), top_k_indices(block, k)):
+                result[f"{side}_indices"][rows] = idx
+                result[f"{side}_values"][rows] = np.take_along_axis(block, idx, axis=1)
+        return result
 
     @_limit_small_threads
     def loo(self, X, y=None, *, method="refit", train_indices=None, n_jobs=None,
@@ -577,11 +695,381 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                              f"{rows.min()}..{rows.max()}.")
         return rows % n
 
+    def self_influence(self):
+        """Each training row's influence on its own loss.
+
+        The predicted change of row ``i``'s own (unweighted) loss when it is
+        removed and the model refitted, ``grad l_i^T H^{-1} grad f_i`` (Koh &
+        Liang's quantity for finding mislabeled rows: rows the model can only
+        fit by bending towards them score high). Computed as a diagonal from
+        per-row leverage blocks, O(n d^2) with the direct solver, never the
+        ``n x n`` matrix; cached after the first call.
+
+        Returns
+        -------
+        self_influence : ndarray of shape (n_train,)
+        """
+        check_is_fitted(self)
+        if getattr(self, "_self_influence", None) is None:
+            problem = self.problem_
+            with limit_small(problem.n_samples, self.family_.n_parameters):
+                self._self_influence = self_influence_values(
+                    problem, self.solver_, self._leverage(), self._removal_residuals,
+                    self._class_shift)
+        return self._self_influence.copy()
+
     def _leverage(self):
         """Leverage blocks of the training rows, computed once and cached."""
         if getattr(self, "_leverage_blocks", None) is None:
             self._leverage_blocks = leverage_blocks(self.problem_, self.solver_)
         return self._leverage_blocks
+
+    # ------------------------------------------------- cleaning and debugging
+    def validation_influence(self, X_val, y_val=None):
+        """Net influence of each training row on the total loss of a validation set.
+
+        ``sum_j explain(X_val, y_val)[j, i]``, computed with one solve
+        (``H^{-1} sum_j grad L_j``) in O(n d), never the
+        ``(n_val, n_train)`` matrix; with ``class_weight="balanced"`` it
+        includes the re-balancing term of :meth:`explain`. Negative values mark
+        rows whose removal would lower the validation loss: candidates for
+        mislabelled or harmful data.
+
+        Parameters
+        ----------
+        X_val : {array-like, sparse matrix, DataFrame} of shape (n_val, n_features)
+            Validation rows, not used for training, ideally with clean labels.
+        y_val : array-like of shape (n_val,), default=None
+            Their targets; None as in :meth:`explain`.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_train,)
+            Predicted change of the summed validation loss when each training
+            row is removed (positive = the row helps).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import Ridge
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+        >>> explainer = InfluenceExplainer(Ridge().fit(X[:20], y[:20])).fit(X[:20], y[:20])
+        >>> net = explainer.validation_influence(X[20:], y[20:])
+        >>> bool(np.allclose(net, explainer.explain(X[20:], y[20:]).sum(axis=0)))
+        True
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.validation_influence(self, X_val, y_val)
+
+    def loo_self_loss(self, method="newton_step", n_jobs=None):
+        """Change of each training row's own loss when it is left out.
+
+        ``L(z_i; theta_{-i}) - L(z_i; theta)``: large for rows the model fits
+        only by bending towards them (suspected label errors, outliers).
+
+        Parameters
+        ----------
+        method : {"newton_step", "exact"}, default="newton_step"
+            "newton_step": one Newton step with the leave-one-out Hessian, the
+            diagonal of ``explain(X_train, y_train, method="newton")``, in
+            O(n K^2) from the cached leverage blocks (exact for squared loss:
+            the PRESS residuals). "exact": every leave-one-out optimum by the
+            Newton engine of ``loo(method="newton")`` (relative gradient norm
+            1e-10), each row's loss evaluated at its own optimum only.
+        n_jobs : int, default=None
+            joblib workers for "exact".
+
+        Returns
+        -------
+        loss_change : ndarray of shape (n_train,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+        >>> explainer = InfluenceExplainer(LinearRegression().fit(X, y)).fit(X, y)
+        >>> press = explainer.loo_self_loss()      # squared PRESS - squared residual
+        >>> bool(np.all(press >= 0))
+        True
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.loo_self_loss(self, method=method, n_jobs=n_jobs)
+
+    def rank_suspicious(self, method="self_influence", X_val=None, y_val=None):
+        """Training rows ranked by how suspicious they look (label errors).
+
+        Workflow for cleaning a training set:
+
+        1. ``ranking = explainer.rank_suspicious(...).ranking``;
+        2. inspect the top 5-20% of rows (most suspicious first) by hand;
+        3. fix their labels, or drop them (``sample_weight=0`` is the same);
+        4. refit the model and a new explainer, and measure on held-out data
+           that the change helped; repeat while it does.
+
+        ``benchmarks/mislabel.py`` measures how many of 10% flipped labels
+        each ranking finds in the top 10% (logistic regression, see
+        ``benchmarks/README.md``): on digits 1 vs 7 self-influence 0.87, the
+        training loss 0.85, cleanlab 0.87; on low-dimensional data the training
+        loss (0.50) beats self-influence (0.44); with d close to n every
+        ranking finds about a quarter, the validation net harm slightly most
+        (0.27). Start with the training loss; influence adds a ranking
+        against a clean validation set and the size of each row's effect.
+
+        Parameters
+        ----------
+        method : {"self_influence", "loo_self", "validation", "loss"}, default="self_influence"
+            "self_influence": :meth:`self_influence` (Koh & Liang). "loo_self":
+            :meth:`loo_self_loss` (one Newton step, leave-one-out Hessian).
+            "validation": the net harm ``-validation_influence(X_val, y_val)``
+            on a clean validation set. "loss": each row's training loss (the
+            baseline that needs no influence).
+        X_val, y_val : array-like, default=None
+            Clean validation rows; required by (and only used by) "validation".
+
+        Returns
+        -------
+        result : Bunch
+            ``ranking`` (ndarray of int, most suspicious first), ``scores``
+            (ndarray of shape (n_train,), higher = more suspicious) and
+            ``method``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 3))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> y[:5] = 1 - y[:5]                            # five flipped labels
+        >>> model = LogisticRegression().fit(X, y)
+        >>> result = InfluenceExplainer(model).fit(X, y).rank_suspicious()
+        >>> top = result.ranking[:20]                    # check the top 10%
+        >>> int(np.isin(np.arange(5), top).sum()) >= 3
+        True
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.rank_suspicious(self, method=method, X_val=X_val,
+                                                 y_val=y_val)
+
+    def group_influence(self, X, y=None, groups=None, *, method="first_order",
+                        n_jobs=None):
+        """Influence of removing whole groups of training rows at once.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+        y : array-like of shape (n_test,), default=None
+            As in :meth:`explain`.
+        groups : array-like of shape (n_train,) or list of array-like
+            One group label per training row (columns follow ``np.unique`` of
+            the labels), or a list of integer index arrays (groups may
+            overlap; columns follow the list).
+        method : {"first_order", "newton", "refit"}, default="first_order"
+            "first_order": the sum of the members' influences (additive, cheap;
+            it misses the interaction of the members, which grows with the
+            group). "newton": one Newton step with the group-removed Hessian
+            ``H - sum_{i in S} D_i (x) x~_i x~_i^T`` (Woodbury, a ``|S| K``
+            square system per group) and the test loss evaluated at the moved
+            parameters; exact for squared loss. With
+            ``class_weight="balanced"`` it recomputes the class weights without
+            the whole group. "refit": the truth, refitting tight clones of the
+            estimator without each group (see :meth:`loo`).
+        n_jobs : int, default=None
+            joblib workers for "refit".
+
+        Returns
+        -------
+        influence : ndarray of shape (n_test, n_groups)
+            Predicted (or, for "refit", actual) change of each test loss when
+            each group is removed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import Ridge
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+        >>> explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
+        >>> groups = np.arange(40) % 4                   # four groups of ten
+        >>> newton = explainer.group_influence(X[:2], y[:2], groups, method="newton")
+        >>> refit = explainer.group_influence(X[:2], y[:2], groups, method="refit")
+        >>> newton.shape, bool(np.allclose(newton, refit))
+        ((2, 4), True)
+        """
+        check_is_fitted(self)
+        if groups is None:
+            raise ValueError("group_influence needs groups: one label per training "
+                             "row or a list of index arrays.")
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            out, _ = _applications.group_influence(self, X, y, groups, method=method,
+                                                   n_jobs=n_jobs)
+        return out
+
+    def parameter_influence(self, rows=None, *, method="first_order"):
+        """Change of the coefficients when each training row is removed.
+
+        ``theta_{-i} - theta`` in the flat layout of the final estimator's
+        parameters: ``coef_`` row by row, each followed by its intercept when
+        one is fitted (``(n_outputs, n_features + 1)`` raveled). With a
+        Pipeline these are the final step's coefficients.
+
+        Memory: the result is ``8 * n_rows * n_parameters`` bytes (dense,
+        because the user asked for it; pass ``rows`` to limit it); the work
+        runs in blocks of rows of about 256 MiB.
+
+        Parameters
+        ----------
+        rows : array-like of int or bool, default=None
+            Training rows (all when None).
+        method : {"first_order", "newton"}, default="first_order"
+            "first_order": ``H^{-1} grad f_i``. "newton": one Newton step
+            with the leave-one-out Hessian (exact for squared loss: DFBETA up
+            to sign).
+
+        Returns
+        -------
+        delta : ndarray of shape (n_rows, n_parameters)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+        >>> model = LinearRegression().fit(X, y)
+        >>> delta = InfluenceExplainer(model).fit(X, y).parameter_influence(
+        ...     [0], method="newton")
+        >>> refit = LinearRegression().fit(X[1:], y[1:])
+        >>> bool(np.allclose(delta[0, :2], refit.coef_ - model.coef_))
+        True
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.parameter_influence(self, rows, method=method)
+
+    def prediction_influence(self, X, *, method="first_order"):
+        """Change of the model output on ``X`` when each training row is removed.
+
+        No labels needed: the change of ``decision_function`` (classifiers)
+        or ``predict`` (regressors) of each test row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+        method : {"first_order", "newton"}, default="first_order"
+            As in :meth:`explain`.
+
+        Returns
+        -------
+        shift : ndarray of shape (n_test, n_train) or (n_test, n_train, n_outputs)
+            The last axis only when the model has several outputs (multiclass
+            ``decision_function``). For the multinomial logistic model the
+            change is defined up to a constant common to all classes (which
+            leaves the probabilities unchanged); the minimum-norm one is
+            returned.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(50, 2)); y = (X[:, 0] + rng.normal(size=50) > 0)
+        >>> explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+        >>> explainer.prediction_influence(X[:3]).shape
+        (3, 50)
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.prediction_influence(self, X, method=method)
+
+    def regression_diagnostics(self):
+        """Classical regression influence diagnostics (LinearRegression, Ridge).
+
+        Leverage, studentised residuals, Cook's distance, DFFITS, DFBETA and
+        DFBETAS (Belsley, Kuh & Welsch; Cook & Weisberg), with statsmodels'
+        ``OLSInfluence`` definitions and sign (``dfbeta = theta - theta_{-i}``),
+        and for weighted fits those of WLS (whitened residuals). Parameters
+        are ordered as in :meth:`parameter_influence` (intercept last). For
+        Ridge (or a rank-deficient LinearRegression) the number of parameters
+        ``p`` is the trace of the hat matrix (effective degrees of freedom) and
+        the residual degrees of freedom are ``n - p``.
+
+        Returns
+        -------
+        diagnostics : Bunch
+            ``leverage`` (hat matrix diagonal), ``residuals``,
+            ``resid_studentized_internal``, ``resid_studentized_external``,
+            ``cooks_distance``, ``dffits``, ``dfbeta`` and ``dfbetas``
+            (n, n_parameters), ``sigma2`` and ``sigma2_loo`` (residual
+            variances with all rows and without each row), ``n_parameters``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+        >>> diag = InfluenceExplainer(LinearRegression().fit(X, y)).fit(X, y
+        ...     ).regression_diagnostics()
+        >>> round(float(diag.leverage.sum()), 6)       # trace = 2 features + intercept
+        3.0
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.regression_diagnostics(self)
+
+    def perturbation_influence(self, X, y=None, rows=None):
+        """Gradient of each test loss with respect to each training row's features.
+
+        Koh & Liang's ``I_pert,loss``, as the exact derivative at the fitted
+        optimum: ``d L(z_j; theta*) / d x_i = -grad L_j^T H^{-1} J_i`` with
+        ``J_i = d grad f_i / d x_i = (D_i W) (x) x~_i + r_i (x) E`` (``W``
+        the coefficients, ``E`` the embedding of the features in ``x~``).
+        Moving row ``i``'s features by ``eps`` changes the test loss by about
+        ``eps . result[j, i]``. With a Pipeline the features are those the
+        final step sees (after preprocessing).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+        y : array-like of shape (n_test,), default=None
+            As in :meth:`explain`.
+        rows : array-like of int or bool, default=None
+            Training rows (all when None).
+
+        Returns
+        -------
+        gradient : ndarray of shape (n_test, n_rows, n_features)
+            Dense, ``8 * n_test * n_rows * n_features`` bytes; computed in
+            blocks of test rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import Ridge
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+        >>> explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
+        >>> explainer.perturbation_influence(X[:2], y[:2], rows=[0, 1, 2]).shape
+        (2, 3, 3)
+        """
+        check_is_fitted(self)
+        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
+            return _applications.perturbation_influence(self, X, y, rows=rows)
 
     # ---------------------------------------------------------- delegation
     @property

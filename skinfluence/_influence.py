@@ -22,7 +22,14 @@ exact leave-one-out solution.
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["first_order_block", "leverage_blocks", "newton_rho", "output_shift_block"]
+__all__ = [
+    "contract_rows",
+    "first_order_block",
+    "leverage_blocks",
+    "newton_rho",
+    "output_shift_block",
+    "self_influence_values",
+]
 
 
 def _row_dot(X, V):
@@ -32,19 +39,54 @@ def _row_dot(X, V):
     return np.einsum("ij,ij->i", X, V)
 
 
-def first_order_block(problem, solver, removal_residuals, class_shift, X, Q):
+def first_order_block(problem, solver, removal_residuals, class_shift, X, Q, *,
+                      out=None, X_train=None):
     """``grad L_j^T H^{-1} grad f_i`` for a block of test rows: (m, n_train).
 
     ``Q`` (m, K) is the derivative of the explained quantity with respect to
-    the test rows' linear predictor.
+    the test rows' linear predictor. One solve for the block, then one
+    ``(m x d)(d x n)`` product per output, written in place into ``out``.
+    ``X_train`` replaces the training matrix in that product (for example a
+    float32 copy).
     """
     U = solver.solve(problem.row_gradients(X, Q))
-    T = problem.parameters_to_rows(U)  # (n_train, K, m)
-    block = np.einsum("nk,nkm->mn", removal_residuals, T)
+    out = contract_rows(problem, U, removal_residuals, out=out, X_train=X_train)
     if class_shift is not None:
         vectors, delta = class_shift
-        block -= (U.T @ vectors) @ delta.T
-    return block
+        out -= ((U.T @ vectors) @ delta.T).astype(out.dtype, copy=False)
+    return out
+
+
+def contract_rows(problem, U, R, *, out=None, X_train=None):
+    """``out[j, i] = sum_k R[i, k] (e_k (x) x~_i)^T U[:, j]``, shape (m, n_train).
+
+    The transpose of :meth:`BoundProblem.parameters_to_rows` contracted with
+    ``R``, computed directly in the output's layout: one ``(m x d)(d x n)``
+    product per output, no ``(n, K, m)`` intermediate.
+    """
+    family = problem.family
+    X = problem.X if X_train is None else X_train
+    K, p, m = family.n_outputs, family.n_features, U.shape[1]
+    dtype = X.dtype if X_train is not None else np.float64
+    U = U.reshape(K, family.n_columns, m).astype(dtype, copy=False)
+    R = R.astype(dtype, copy=False)
+    if out is None:
+        out = np.empty((m, X.shape[0]), dtype=dtype)
+    term = out if K == 1 else np.empty_like(out)
+    for k in range(K):
+        if sp.issparse(X):
+            term[...] = (X @ U[k, :p]).T
+        else:
+            np.matmul(U[k, :p].T, X.T, out=term)
+        if family.fit_intercept:
+            term += U[k, p][:, None]
+        term *= R[:, k]
+        if K > 1:
+            if k == 0:
+                out[...] = term
+            else:
+                out += term
+    return out
 
 
 def leverage_blocks(problem, solver, rows=None, chunk_size=1024):
@@ -107,3 +149,57 @@ def output_shift_block(problem, solver, rho, class_shift, X, rows=None):
             vectors, delta = class_shift
             dZ[:, :, k] -= (U.T @ vectors) @ delta.T
     return dZ
+
+
+def self_influence_values(problem, solver, M, removal_residuals, class_shift):
+    """``grad l_i^T H^{-1} grad f_i`` for every training row, from the leverage
+    blocks: ``q_i^T M_i r_i`` (``q_i`` the unweighted loss derivative of row
+    ``i`` at its own label). Never forms the ``n x n`` matrix."""
+    family = problem.family
+    Q = family.loss_gradient(problem.Y, problem.Z)
+    values = np.einsum("nk,nkl,nl->n", Q, M, removal_residuals)
+    if class_shift is not None:
+        vectors, delta = class_shift
+        T = problem.parameters_to_rows(solver.solve(vectors))  # (n, K, n_classes)
+        values -= np.einsum("nk,nka,na->n", Q, T, delta)
+    return values
+
+
+def _extreme_k(block, k, largest, sample_size=4096):
+    """Column indices of the ``k`` largest (or smallest) entries of each row,
+    most extreme first; ties go to the lowest column.
+
+    Rows of ``block`` are long (every training row). A threshold per row keeps
+    the candidates at or beyond it after one comparison pass, and only those
+    are sorted. For long rows the threshold is the extreme of evenly spaced
+    sample columns (about ``n / sample_size`` candidates); rows where fewer
+    than ``k`` entries pass, and short rows, use the exact ``k``-th value.
+    """
+    m, n = block.shape
+    sign = -1.0 if largest else 1.0
+    kth = n - k if largest else k - 1
+    if n > 8 * sample_size and k * sample_size <= n:
+        sample = block[:, np.linspace(0, n - 1, sample_size).astype(np.intp)]
+        threshold = sample.max(axis=1) if largest else sample.min(axis=1)
+        passed = block >= threshold[:, None] if largest else block <= threshold[:, None]
+        short = np.count_nonzero(passed, axis=1) < k
+        if short.any():
+            threshold[short] = np.partition(block[short], kth, axis=1)[:, kth]
+            sub = block[short]
+            passed[short] = sub >= threshold[short, None] if largest else \
+                sub <= threshold[short, None]
+    else:
+        threshold = np.partition(block, kth, axis=1)[:, kth]
+        passed = block >= threshold[:, None] if largest else block <= threshold[:, None]
+    rows, cols = np.nonzero(passed)
+    del passed
+    counts = np.bincount(rows, minlength=m)
+    order = np.lexsort((cols, sign * block[rows, cols], rows))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return cols[order][starts[:, None] + np.arange(k)]
+
+
+def top_k_indices(block, k):
+    """``(harmful, helpful)``: indices of the ``k`` smallest (ascending) and
+    ``k`` largest (descending) entries of each row of ``block``."""
+    return _extreme_k(block, k, largest=False), _extreme_k(block, k, largest=True)

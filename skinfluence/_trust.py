@@ -72,23 +72,10 @@ def plot_estimated_vs_actual(estimated, actual, *, ax=None, title=None):
     """Scatter estimated against actual leave-one-out changes, with the diagonal.
 
     Returns the matplotlib ``Axes``. Needs matplotlib (``pip install
-    skinfluence[plots]``).
+    skinfluence[plots]``). A shortcut for
+    :meth:`skinfluence.plotting.EstimatedVsActualDisplay.from_estimates`.
     """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting needs matplotlib: pip install 'skinfluence[plots]'."
-        ) from exc
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-    estimated, actual = np.ravel(estimated), np.ravel(actual)
-    ax.scatter(actual, estimated, s=8, alpha=0.6)
-    low = min(actual.min(), estimated.min())
-    high = max(actual.max(), estimated.max())
-    ax.plot([low, high], [low, high], color="grey", lw=1, ls="--")
-    r = np.corrcoef(estimated, actual)[0, 1]
-    ax.set_xlabel("actual change in test loss (leave-one-out)")
-    ax.set_ylabel("predicted change in test loss")
-    ax.set_title((title + "\n" if title else "") + f"Pearson r = {r:.3f}")
-    return ax
+    from .plotting import EstimatedVsActualDisplay
+
+    return EstimatedVsActualDisplay.from_estimates(
+        np.ravel(estimated), np.ravel(actual), ax=ax, title=title).ax_

@@ -25,6 +25,7 @@ import copy
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import blas
 
 __all__ = ["LinearFamily", "BoundProblem"]
 
@@ -306,8 +307,12 @@ class BoundProblem:
         subgradient rather than by the gradient of its smoothed version.
         """
         grad = self.family.stationarity_gradient(self) if subgradient else self.gradient()
-        X_abs = abs(self.X)
-        scale = self.rows_to_parameters(np.abs(self.residuals), X_abs)
+        R = np.abs(self.residuals)
+        if sp.issparse(self.X):
+            scale = self.rows_to_parameters(R, abs(self.X))
+        else:  # |X| block by block, never a full copy
+            scale = sum(self.rows_to_parameters(R[rows], np.abs(self.X[rows]))
+                        for rows in _row_blocks(*self.X.shape))
         denom = np.linalg.norm(scale) + np.linalg.norm(self.penalty * self.theta)
         return float(np.linalg.norm(grad) / max(denom, np.finfo(float).tiny))
 
@@ -428,22 +433,40 @@ class BoundProblem:
         return sp.vstack(blocks, format="csr") if sp.issparse(Xt) else np.vstack(blocks)
 
 
+def _row_blocks(n, p, bytes_per_block=2**25):
+    """Slices of about ``bytes_per_block`` bytes of an ``(n, p)`` float matrix."""
+    step = max(1, bytes_per_block // (8 * max(p, 1)))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
 def _weighted_gram(X, d, fit_intercept):
-    """``tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``, in one product."""
-    if sp.issparse(X):
-        DX = sp.diags(d) @ X
-        G = np.asarray((X.T @ DX).toarray())
-        col = np.asarray(DX.sum(axis=0)).ravel()
-    else:
-        DX = X * d[:, None]
+    """``tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``.
+
+    Dense ``X`` with non-negative weights is processed in blocks of rows (no
+    ``n x d`` temporary) by symmetric rank-k updates (``syrk``, half the flops
+    of a general product) of ``[sqrt(d) X, sqrt(d)]``.
+    """
+    n, p = X.shape
+    q = p + int(fit_intercept)
+    if sp.issparse(X) or not np.all(d >= 0):
+        DX = sp.diags(d) @ X if sp.issparse(X) else X * d[:, None]
         G = X.T @ DX
-        col = DX.sum(axis=0)
-    if not fit_intercept:
-        return G
-    p = X.shape[1]
-    out = np.empty((p + 1, p + 1))
-    out[:p, :p] = G
-    out[:p, p] = col
-    out[p, :p] = col
-    out[p, p] = d.sum()
-    return out
+        G = np.asarray(G.toarray() if sp.issparse(G) else G)
+        if not fit_intercept:
+            return G
+        col = np.asarray(DX.sum(axis=0)).ravel()
+        out = np.empty((q, q))
+        out[:p, :p] = G
+        out[:p, p] = out[p, :p] = col
+        out[p, p] = d.sum()
+        return out
+    G = np.zeros((q, q), order="F")
+    for rows in _row_blocks(n, q):
+        root = np.sqrt(d[rows])
+        S = np.empty((root.size, q))
+        np.multiply(X[rows], root[:, None], out=S[:, :p])
+        if fit_intercept:
+            S[:, p] = root
+        # S.T is Fortran-ordered, so syrk reads S without a copy (upper part)
+        G = blas.dsyrk(1.0, S.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+    return np.triu(G) + np.triu(G, 1).T

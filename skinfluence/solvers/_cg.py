@@ -134,7 +134,7 @@ class ConjugateGradientSolver:
             alpha = np.where(ok, rz / np.where(ok, pAp, 1.0), 0.0)
             X[:, idx] += alpha * P
             R -= alpha * AP
-            res = np.linalg.norm(R, axis=0) / b_norm[idx]
+            res = np.sqrt(np.einsum("ij,ij->j", R, R)) / b_norm[idx]
             residual[idx] = res
             n_iter[idx] = it
             if not np.all(np.isfinite(res)):

@@ -1,0 +1,82 @@
+"""
+=====================================================================
+Linear SVM: the smoothed hinge against hinge-loss leave-one-out
+=====================================================================
+
+The paper's Figure 4. The hinge loss ``max(0, 1 - m)`` has no second
+derivative at the margin, so the influence function is computed on the smooth
+approximation ``h_t(m) = t log(1 + exp((1 - m) / t))`` (``smoothing=t``) and
+compared with exact leave-one-out refits of the true hinge-loss
+``LinearSVC``. Data: the Iris versicolor (``+1``) and virginica (``-1``)
+flowers, 10 random test flowers, the other 90 for training.
+"""
+
+# %%
+# The smoothed hinge
+# ------------------
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from skinfluence import InfluenceExplainer
+from skinfluence.plotting import EstimatedVsActualDisplay
+
+ts = (0.001, 0.01, 0.1)
+fig, axes = plt.subplots(1, 4, figsize=(16, 4), layout="constrained")
+m = np.linspace(-1, 3, 400)
+axes[0].plot(m, np.maximum(0, 1 - m), color="k", label="hinge (t = 0)")
+for t in ts + (0.3,):
+    axes[0].plot(m, t * np.logaddexp(0, (1 - m) / t), label=f"t = {t}")
+axes[0].set_xlabel("margin y (x.w + b)")
+axes[0].set_title("smoothed hinge h_t")
+axes[0].legend(fontsize="small")
+
+# %%
+# Data and the hinge-loss LinearSVC
+# ---------------------------------
+iris = load_iris()
+keep = iris.target > 0
+y_all = np.where(iris.target[keep] == 1, 1, -1)
+rng = np.random.RandomState(0)
+test = rng.choice(keep.sum(), size=10, replace=False)
+train = np.setdiff1d(np.arange(keep.sum()), test)
+
+
+def influence_vs_loo(X, C, smoothings, axes=None):
+    """Pearson(influence with smoothing t, hinge LOO) for each t."""
+    X_train, y_train, X_test, y_test = X[train], y_all[train], X[test], y_all[test]
+    model = LinearSVC(loss="hinge", C=C, tol=1e-10, max_iter=100_000)
+    model.fit(X_train, y_train)
+    actual = InfluenceExplainer(model).fit(X_train, y_train).loo(X_test, y_test)
+    pearson = {}
+    for k, t in enumerate(smoothings):
+        explainer = InfluenceExplainer(model, smoothing=t).fit(X_train, y_train)
+        estimated = explainer.explain(X_test, y_test)
+        display = EstimatedVsActualDisplay(estimated, actual,
+                                           labels=np.broadcast_to(y_train, actual.shape))
+        if axes is not None:
+            display.plot(ax=axes[k], title=f"smoothed hinge, t = {t}")
+        pearson[t] = display.pearson
+    return pearson
+
+
+X_scaled = StandardScaler().fit_transform(iris.data[keep])
+ours = influence_vs_loo(X_scaled, C=0.05, smoothings=ts, axes=axes[1:])
+
+# %%
+# The paper's own setting: raw features, lambda = 2 (C = 1 / lambda)
+# ------------------------------------------------------------------
+raw = influence_vs_loo(iris.data[keep], C=0.5, smoothings=(0.01, 0.1))
+
+# %%
+# The claim, in numbers
+# ---------------------
+print("Figure 4 (paper: Pearson(influence, hinge LOO) = 0.8602 at t = 0.01, "
+      "0.7700 at t = 0.1; t -> 0 overestimates)")
+for t, r in ours.items():
+    paper = {0.01: "0.8602", 0.1: "0.7700"}.get(t, "'disastrous'")
+    print(f"  standardised, C = 0.05, t = {t:<5}: ours = {r:.4f}  (paper {paper})")
+for t, r in raw.items():
+    print(f"  raw features, C = 0.5,  t = {t:<5}: ours = {r:.4f}")
