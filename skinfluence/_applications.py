@@ -43,10 +43,6 @@ def _chunks(n, per_row_bytes):
     return [slice(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def _dense_rows(X, rows):
-    return X[rows]
-
-
 # ------------------------------------------------------------ validation
 def validation_influence(explainer, X, y):
     """``sum_j influence[j, i]`` over the rows of ``X`` with ONE solve.
@@ -125,7 +121,7 @@ def _self_loss_block(problem, solver, rows):
     return family.loss(problem.Y[rows], Z)
 
 
-_SUSPICION = ("self_influence", "loo_self", "validation", "loss", "margin")
+_SUSPICION = ("self_influence", "loo_self", "validation", "loss")
 
 
 def rank_suspicious(explainer, method="self_influence", X_val=None, y_val=None,
