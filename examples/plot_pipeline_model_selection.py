@@ -15,7 +15,6 @@ refits the final step without each row).
 # %%
 # A Pipeline with a ColumnTransformer, tuned by GridSearchCV
 # ----------------------------------------------------------
-import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, train_test_split

@@ -12,15 +12,13 @@ linear predictor, ``Theta`` the ``(K, P)`` coefficients (intercept last).
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
 from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from ._influence import newton_rho
-from ._loo import _batches, _newton_block, _quantity, tight_clone
+from ._loo import _newton_block, refit_loo
 from ._newton import newton_minimize
-from .families import family_for
 
 __all__ = [
     "validation_influence",
@@ -300,43 +298,18 @@ def group_influence(explainer, X, y, groups, method="first_order", n_jobs=None):
     return moved.reshape(m, G) - family.loss(Y, Z)[:, None], labels
 
 
-def _refit_group_batch(estimator, X, y, sample_weight, groups, X_test, y_test, warm):
-    out = np.empty((len(groups), X_test.shape[0]))
-    with threadpool_limits(1):
-        for position, rows in enumerate(groups):
-            keep = np.ones(X.shape[0], dtype=bool)
-            keep[rows] = False
-            est = clone(estimator)
-            if warm is not None:
-                est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
-            fit_params = {} if sample_weight is None else {
-                "sample_weight": sample_weight[keep]}
-            est.fit(X[keep], y[keep], **fit_params)
-            out[position] = _quantity(family_for(est), X_test, y_test)
-    return out
-
-
 def refit_groups(estimator, X, y, sample_weight, X_test, y_test, groups, *,
                  n_jobs=None, verbose=0):
     """Actual change of the test quantity when each group of rows is removed.
 
     Refits a :func:`~skinfluence.tight_clone` of ``estimator`` without each
-    group (warm-started from the full solution where supported); the baseline
-    is a full-data refit with the same settings. ``groups`` is a list of
-    integer index arrays. Returns (n_test, n_groups).
+    group through the leave-one-out refit engine (warm-started from the full
+    solution where supported); the baseline is a full-data refit with the same
+    settings. ``groups`` is a list of integer index arrays. Returns
+    (n_test, n_groups).
     """
-    est = tight_clone(estimator)
-    fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-    with threadpool_limits(1):
-        full = clone(est).fit(X, y, **fit_params)
-    base = _quantity(family_for(full), X_test, y_test)
-    warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
-    groups = [np.asarray(g) for g in groups]
-    parts = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_refit_group_batch)(est, X, y, sample_weight,
-                                    [groups[i] for i in batch], X_test, y_test, warm)
-        for batch in _batches(np.arange(len(groups)), n_jobs))
-    return np.vstack(parts).T - base[:, None]
+    return refit_loo(estimator, X, y, sample_weight, X_test, y_test,
+                     [np.asarray(g) for g in groups], n_jobs=n_jobs, verbose=verbose)
 
 
 # ------------------------------------------------------------ parameters

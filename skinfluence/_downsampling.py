@@ -155,7 +155,7 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     X_eval = sp.vstack([X_test, X], format="csr") if sp.issparse(X) else np.vstack(
         [X_test, X])
     Z = evaluate_subsets(engine, masks, X_eval, n_jobs=n_jobs, verbose=verbose)
-    m, n = X_test.shape[0], X.shape[0]
+    m = X_test.shape[0]
     S, _, K = Z.shape
 
     def quantity(Zs, Y):

@@ -7,7 +7,6 @@ backend.
 """
 
 import numpy as np
-import scipy.linalg as la
 from sklearn.base import clone
 from sklearn.linear_model import (
     LogisticRegression,
@@ -87,13 +86,13 @@ def _quantity(family, X_test, y_test, theta=None, shift=0.0):
 
 
 # ------------------------------------------------------------------- refits
-def _refit_batch(estimator, X, y, sample_weight, rows, X_test, y_test, warm):
-    out = np.empty((len(rows), X_test.shape[0]))
+def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
+    """Refit without each entry of ``removals`` (a row or an array of rows)."""
+    out = np.empty((len(removals), X_test.shape[0]))
     with threadpool_limits(1):
-        for position, row in enumerate(rows):
+        for position, removed in enumerate(removals):
             keep = np.ones(X.shape[0], dtype=bool)
-            if row >= 0:
-                keep[row] = False
+            keep[removed] = False
             est = clone(estimator)
             if warm is not None:
                 est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
@@ -112,19 +111,21 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     ``estimator`` is cloned with :func:`tight_clone`; the baseline comes from a
     full-data refit with the same settings, and leave-one-out refits that
     support it are warm-started from that full solution. ``y_test`` None
-    explains a regressor's prediction. Returns (n_test, len(rows)).
+    explains a regressor's prediction. An entry of ``rows`` may also be an
+    array of rows removed together (a group). Returns (n_test, len(rows)).
     """
     est = tight_clone(estimator)
-    base = _refit_batch(est, X, y, sample_weight, [-1], X_test, y_test, None)[0]
-    warm = None
-    if getattr(est, "warm_start", False):
+    with threadpool_limits(1):
         full = clone(est).fit(X, y, **({} if sample_weight is None else
                                        {"sample_weight": sample_weight}))
-        warm = (full.coef_, full.intercept_)
+    base = _quantity(family_for(full), X_test, y_test)
+    warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
+    removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     parts = parallel(
-        delayed(_refit_batch)(est, X, y, sample_weight, batch, X_test, y_test, warm)
-        for batch in _batches(np.asarray(rows), n_jobs)
+        delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
+                              X_test, y_test, warm)
+        for batch in _batches(np.arange(len(removals)), n_jobs)
     )
     return np.vstack(parts).T - base[:, None]
 

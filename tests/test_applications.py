@@ -8,12 +8,11 @@ differences of refitted models.
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import make_classification
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from conftest import digits
 from skinfluence import InfluenceExplainer
 from skinfluence._loo import tight_clone
 from skinfluence._applications import refit_groups
@@ -25,17 +24,6 @@ def pearson(a, b):
 
 def rel_err(a, b):
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
-
-
-def digits(classes, random_state=0):
-    data = load_digits()
-    mask = np.isin(data.target, classes)
-    X, y = data.data[mask], data.target[mask]
-    X = X[:, X.std(axis=0) > 0]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, random_state=random_state, stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
 def regression(n=60, p=4, seed=0):

@@ -7,28 +7,18 @@ losses with the influence estimates.
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_diabetes, load_digits, load_iris
+from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from conftest import digits
 from skinfluence import InfluenceExplainer, loo_refit
 
 
 def pearson(a, b):
     return np.corrcoef(np.ravel(a), np.ravel(b))[0, 1]
-
-
-def digits(classes, random_state=0):
-    data = load_digits()
-    mask = np.isin(data.target, classes)
-    X, y = data.data[mask], data.target[mask]
-    X = X[:, X.std(axis=0) > 0]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, random_state=random_state, stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
 def agreement(model, X_train, y_train, X_test, y_test):
