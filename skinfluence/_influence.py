@@ -78,9 +78,13 @@ def contract_rows(problem, U, R, *, out=None, X_train=None):
             term[...] = (X @ U[k, :p]).T
         else:
             np.matmul(U[k, :p].T, X.T, out=term)
-        if family.fit_intercept:
-            term += U[k, p][:, None]
-        term *= R[:, k]
+        # intercept and residual scaling in one pass, a few rows at a time
+        step = max(1, 2**21 // (8 * term.shape[1]))
+        for start in range(0, m, step):
+            rows = term[start : start + step]
+            if family.fit_intercept:
+                rows += U[k, p, start : start + step, None]
+            rows *= R[:, k]
         if K > 1:
             if k == 0:
                 out[...] = term

@@ -160,10 +160,10 @@ class LinearFamily:
     def stationarity_gradient(self, problem):
         """Gradient used to judge whether the parameters are optimal.
 
-        The objective's gradient; non-smooth losses return the smallest
-        subgradient instead.
+        None for smooth losses (the objective's gradient is used); non-smooth
+        losses return their smallest subgradient.
         """
-        return problem.gradient()
+        return None
 
     def null_space(self):
         """Orthonormal basis ``(n_parameters, r)`` of directions that leave the
@@ -306,13 +306,20 @@ class BoundProblem:
         With ``subgradient=True`` a non-smooth loss is judged by its smallest
         subgradient rather than by the gradient of its smoothed version.
         """
-        grad = self.family.stationarity_gradient(self) if subgradient else self.gradient()
         R = np.abs(self.residuals)
         if sp.issparse(self.X):
             scale = self.rows_to_parameters(R, abs(self.X))
-        else:  # |X| block by block, never a full copy
-            scale = sum(self.rows_to_parameters(R[rows], np.abs(self.X[rows]))
-                        for rows in _row_blocks(*self.X.shape))
+            data_gradient = self.rows_to_parameters(self.residuals)
+        else:  # block by block while the rows are in cache; |X| never copied whole
+            scale = data_gradient = 0.0
+            for rows in _row_blocks(*self.X.shape, bytes_per_block=2**25):
+                block = self.X[rows]
+                data_gradient = data_gradient + self.rows_to_parameters(
+                    self.residuals[rows], block)
+                scale = scale + self.rows_to_parameters(R[rows], np.abs(block))
+        grad = self.family.stationarity_gradient(self) if subgradient else None
+        if grad is None:
+            grad = data_gradient + self.penalty * self.theta
         denom = np.linalg.norm(scale) + np.linalg.norm(self.penalty * self.theta)
         return float(np.linalg.norm(grad) / max(denom, np.finfo(float).tiny))
 
@@ -433,7 +440,7 @@ class BoundProblem:
         return sp.vstack(blocks, format="csr") if sp.issparse(Xt) else np.vstack(blocks)
 
 
-def _row_blocks(n, p, bytes_per_block=2**25):
+def _row_blocks(n, p, bytes_per_block=2**22):
     """Slices of about ``bytes_per_block`` bytes of an ``(n, p)`` float matrix."""
     step = max(1, bytes_per_block // (8 * max(p, 1)))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]

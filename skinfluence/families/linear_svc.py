@@ -159,7 +159,7 @@ class LinearSVCFamily(ClassificationFamily):
         bounded least squares. Squared hinge is differentiable: its gradient.
         """
         if not self.smoothed:
-            return problem.gradient()
+            return None
         Y, Z = problem.Y, problem.Z
         margin = Y * Z
         on_margin = np.abs(1.0 - margin) <= self.margin_band
