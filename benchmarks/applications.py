@@ -1,4 +1,4 @@
-"""Acceptance numbers of the cleaning and debugging tools (issue #6).
+"""Acceptance numbers of the cleaning and debugging tools.
 
 Prints, each against an independent truth:
 
@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceExplainer
-from skinfluence._loo import tight_clone
+from skinfluence.exact import tight_clone
 
 
 def pearson(a, b):

@@ -7,12 +7,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils import Bunch, get_tags
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
@@ -25,21 +24,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._influence import (
-    first_order_block,
-    leverage_blocks,
-    newton_rho,
-    output_shift_block,
-    self_influence_values,
-    top_k_indices,
-)
-from ._loo import newton_loo, refit_loo
-from . import _applications
+from . import applications
+from ._fitted import FittedInfluence
 from ._threads import limit_small
-from ._trust import trust_report
-from ._newton import newton_minimize
+from .estimators import representer_decomposition
+from .evaluation import trust_report
 from .families import family_for
-from .solvers import make_solver
 
 __all__ = ["InfluenceExplainer"]
 
@@ -181,6 +171,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator_ : estimator
         The fitted estimator (the very object passed in when it was fitted).
+    influence_ : FittedInfluence
+        The fitted model's influence machinery: its objective bound to the
+        training data (``problem_``), the factorised Hessian (``solver_``) and
+        the gradient each training row takes away. The analysis methods
+        delegate to it and to :mod:`skinfluence.applications`.
     family_ : LinearFamily
         The loss family of the final model.
     solver_ : DirectSolver, ConjugateGradientSolver or LissaSolver
@@ -310,15 +305,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             )
         if family.is_classifier is False and not np.all(np.isfinite(y.astype(float))):
             raise ValueError("y contains NaN or infinity.")
-        sample_weight_given = sample_weight
-        sample_weight = _check_sample_weight(sample_weight, X_train)
-        problem = family.bind(X_train, y, sample_weight)
-        self.relative_gradient_norm_ = problem.relative_gradient_norm(subgradient=True)
-        if self.smoothing_resolve and family.smoothed:
-            theta, _ = newton_minimize(family, X_train, y, sample_weight)
-            family = family.with_theta(theta)
-            problem = family.bind(X_train, y, sample_weight)
-
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X_train)
+        self.influence_ = FittedInfluence(
+            family, X_train, y, sample_weight, estimator=final, solver=self.solver,
+            damping=self.damping, tol=self.tol, max_iter=self.max_iter,
+            solver_params=self.solver_params, random_state=self.random_state,
+            smoothing_resolve=self.smoothing_resolve,
+        )
+        self.relative_gradient_norm_ = self.influence_.relative_gradient_norm
         if self.relative_gradient_norm_ > self.gradient_tol:
             warnings.warn(
                 f"The estimator does not look fitted on this data: the relative "
@@ -330,34 +325,27 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=3,
             )
-
-        self.solver_ = make_solver(
-            self.solver, damping=self.damping, pinv_rtol=family.pinv_rtol,
-            tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
-            **(self.solver_params or {}),
-        ).fit(problem)
-
-        # the gradient of the objective lost with each row, and the re-balancing
-        # of class weights a refit would apply
-        removal = family.removal_terms(y, sample_weight, problem.Y, problem.Z)
-        if removal is None:
-            self._removal_residuals = problem.residuals
-            self._class_shift = None
-        else:
-            row_scale, delta, class_residuals = removal
-            self._removal_residuals = problem.residuals * row_scale
-            vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
-            self._class_shift = (vectors.T, delta)
-        self.family_ = family
-        self.problem_ = problem
-        self._final_estimator = final
-        self._sample_weight = None if sample_weight_given is None else sample_weight
-        self._leverage_blocks = None
-        self._self_influence = None
-        self._X_train32 = None
         return self
 
-    def _prepare_X(self, X, family, reset=False):
+    # ------------------------------------------------------ fitted parts
+    @property
+    def family_(self):
+        """The loss family of the final model (see :mod:`skinfluence.families`)."""
+        return self.influence_.family
+
+    @property
+    def problem_(self):
+        """The objective bound to the training data at the parameters used."""
+        return self.influence_.problem
+
+    @property
+    def solver_(self):
+        """The fitted solver (``solver_.diagnostics_`` describes it)."""
+        return self.influence_.solver
+
+    def _prepare_X(self, X, family=None, reset=False):
+        """Validate ``X`` and apply the Pipeline's preprocessing."""
+        family = self.family_ if family is None else family
         if not reset and hasattr(self, "feature_names_in_"):
             validate_data(self, X, skip_check_array=True, reset=False)
         if self._transform is not None:
@@ -378,64 +366,6 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return X
 
     # -------------------------------------------------------------- explain
-    def _test_labels(self, X, y, Z):
-        """Targets of the test rows; None explains a regressor's prediction.
-
-        Without labels a classifier is explained at its own predicted class.
-        """
-        family = self.family_
-        if y is None:
-            if not family.is_classifier:
-                return None
-            return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
-                                  else (Z[:, 0] > 0).astype(int)]
-        y = column_or_1d(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
-        return y
-
-    def _test_targets(self, X, y):
-        """Encoded test targets (None for a regressor's prediction) and ``Z``."""
-        Z = self.family_.decision(X)
-        labels = self._test_labels(X, y, Z)
-        return (None if labels is None else self.family_.encode_target(labels)), Z
-
-    def _chunks(self, n_test, per_row_bytes, chunk_size=None):
-        """Slices of test rows whose temporaries fit scikit-learn's
-        ``working_memory`` (or ``chunk_size`` rows each)."""
-        if chunk_size is None:
-            budget = get_config()["working_memory"] * 2**20
-            chunk_size = max(1, int(budget // max(per_row_bytes, 1)))
-        return [slice(start, min(start + chunk_size, n_test))
-                for start in range(0, n_test, chunk_size)]
-
-    def _training_matrix(self, dtype):
-        """The training matrix in ``dtype`` (a float32 copy is made once)."""
-        dtype = np.dtype(dtype)
-        if dtype == np.float64:
-            return None
-        if dtype != np.float32:
-            raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
-        if getattr(self, "_X_train32", None) is None:
-            self._X_train32 = self.problem_.X.astype(np.float32)
-        return self._X_train32
-
-    def _first_order(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None):
-        """Yield ``(rows, block)`` of first-order influence, chunk by chunk
-        (written into ``out[rows]`` when ``out`` is given)."""
-        problem = self.problem_
-        X_train = self._training_matrix(dtype)
-        n_train, K = problem.n_samples, self.family_.n_outputs
-        per_row = np.dtype(dtype).itemsize * n_train * (1 if K == 1 else 2)
-        # and the d-sized float64 columns: test gradient, solution and the
-        # iterative solvers' working vectors (about 8 per column for cg)
-        per_row += 8 * 8 * problem.n_parameters
-        for rows in self._chunks(X.shape[0], per_row, chunk_size):
-            yield rows, first_order_block(
-                problem, self.solver_, self._removal_residuals, self._class_shift,
-                X[rows], Q[rows], X_train=X_train,
-                out=None if out is None else out[rows])
-
     @_limit_small_threads
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
                 dtype=np.float64):
@@ -483,32 +413,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"method must be 'first_order' or 'newton'; got {method!r}."
             )
-        family, problem = self.family_, self.problem_
-        X = self._prepare_X(X, family)
-        Y, Z = self._test_targets(X, y)
-        n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
-        if method == "first_order":
-            Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
-            influence = np.empty((n_test, n_train), dtype=dtype)
-            for _ in self._first_order(X, Q, chunk_size=chunk_size, dtype=dtype,
-                                       out=influence):
-                pass
-            return influence
-
-        influence = np.empty((n_test, n_train))
-        rho = newton_rho(problem.curvature, self._removal_residuals, self._leverage())
-        for rows in self._chunks(n_test, 8 * n_train * K * 3, chunk_size):
-            dZ = output_shift_block(problem, self.solver_, rho, self._class_shift,
-                                    X[rows])
-            if Y is None:
-                influence[rows] = dZ[:, :, 0]
-                continue
-            Zr, Yr = Z[rows], Y[rows]
-            m = Zr.shape[0]
-            moved = family.loss(np.repeat(Yr, n_train, axis=0),
-                                (Zr[:, None, :] + dZ).reshape(m * n_train, K))
-            influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
-        return influence
+        return self.influence_.explain(self._prepare_X(X), y, method=method,
+                                       chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
@@ -550,31 +456,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         (3, 5)
         """
         check_is_fitted(self)
-        family, problem = self.family_, self.problem_
-        n_train = problem.n_samples
         if not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}.")
-        k = min(int(k), n_train)
-        X = self._prepare_X(X, family)
-        Y, Z = self._test_targets(X, y)
-        Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
-        n_test = X.shape[0]
-        result = Bunch(
-            helpful_indices=np.empty((n_test, k), dtype=np.intp),
-            helpful_values=np.empty((n_test, k), dtype=dtype),
-            harmful_indices=np.empty((n_test, k), dtype=np.intp),
-            harmful_values=np.empty((n_test, k), dtype=dtype),
-        )
-        # temporaries per test row: the block, a comparison mask, partitions
-        per_row = (np.dtype(dtype).itemsize + 2) * n_train * 2
-        if chunk_size is None:
-            budget = get_config()["working_memory"] * 2**20
-            chunk_size = max(1, int(budget // per_row))
-        for rows, block in self._first_order(X, Q, chunk_size=chunk_size, dtype=dtype):
-            for side, idx in zip(("harmful", "helpful"), top_k_indices(block, k)):
-                result[f"{side}_indices"][rows] = idx
-                result[f"{side}_values"][rows] = np.take_along_axis(block, idx, axis=1)
-        return result
+        return self.influence_.top_influencers(self._prepare_X(X), y, k=k,
+                                               chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
     def loo(self, X, y=None, *, method="refit", train_indices=None, n_jobs=None,
@@ -621,17 +506,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         if method not in ("refit", "newton"):
             raise ValueError(f"method must be 'refit' or 'newton'; got {method!r}.")
-        problem = self.problem_
-        X = self._prepare_X(X, self.family_)
-        labels = self._test_labels(X, y, self.family_.decision(X))
-        rows = self._train_rows(train_indices)
-        if method == "refit":
-            return refit_loo(self._final_estimator, problem.X, problem.y,
-                             self._sample_weight, X, labels, rows, n_jobs=n_jobs,
-                             verbose=verbose)
-        return newton_loo(self.family_, problem.X, problem.y, problem.sample_weight,
-                          self.solver_, X, labels, rows, n_jobs=n_jobs,
-                          verbose=verbose)
+        return self.influence_.loo(self._prepare_X(X), y, method=method,
+                                   rows=train_indices, n_jobs=n_jobs, verbose=verbose)
 
     def trust_report(self, X, y=None, *, method="first_order", loo_method="refit",
                      n_test=5, n_train=None, k=10, random_state=None, n_jobs=None,
@@ -679,22 +555,6 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                             random_state=random_state, n_jobs=n_jobs,
                             verbose=verbose, plot=plot, ax=ax)
 
-    def _train_rows(self, train_indices):
-        n = self.problem_.n_samples
-        if train_indices is None:
-            return np.arange(n)
-        rows = np.asarray(train_indices)
-        if rows.dtype == bool:
-            if rows.shape != (n,):
-                raise ValueError(f"A boolean train_indices needs {n} entries.")
-            return np.flatnonzero(rows)
-        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise ValueError("train_indices must be a 1-d array of integer positions.")
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise ValueError(f"train_indices must lie in [0, {n}); got "
-                             f"{rows.min()}..{rows.max()}.")
-        return rows % n
-
     def self_influence(self):
         """Each training row's influence on its own loss.
 
@@ -710,19 +570,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         self_influence : ndarray of shape (n_train,)
         """
         check_is_fitted(self)
-        if getattr(self, "_self_influence", None) is None:
-            problem = self.problem_
-            with limit_small(problem.n_samples, self.family_.n_parameters):
-                self._self_influence = self_influence_values(
-                    problem, self.solver_, self._leverage(), self._removal_residuals,
-                    self._class_shift)
-        return self._self_influence.copy()
+        with self._small_threads():
+            return self.influence_.self_influence()
 
-    def _leverage(self):
-        """Leverage blocks of the training rows, computed once and cached."""
-        if getattr(self, "_leverage_blocks", None) is None:
-            self._leverage_blocks = leverage_blocks(self.problem_, self.solver_)
-        return self._leverage_blocks
+    def _small_threads(self):
+        """One BLAS thread when the training problem is small."""
+        return limit_small(self.problem_.n_samples, self.family_.n_parameters)
 
     # ------------------------------------------------- cleaning and debugging
     def validation_influence(self, X_val, y_val=None):
@@ -761,8 +614,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         True
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.validation_influence(self, X_val, y_val)
+        with self._small_threads():
+            return applications.validation_influence(
+                self.influence_, self._prepare_X(X_val), y_val)
 
     def loo_self_loss(self, method="newton_step", n_jobs=None):
         """Change of each training row's own loss when it is left out.
@@ -799,8 +653,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         True
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.loo_self_loss(self, method=method, n_jobs=n_jobs)
+        with self._small_threads():
+            return applications.loo_self_loss(self.influence_, method=method,
+                                              n_jobs=n_jobs)
 
     def rank_suspicious(self, method="self_influence", X_val=None, y_val=None):
         """Training rows ranked by how suspicious they look (label errors).
@@ -856,9 +711,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         True
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.rank_suspicious(self, method=method, X_val=X_val,
-                                                 y_val=y_val)
+        with self._small_threads():
+            if method == "validation" and X_val is not None:
+                X_val = self._prepare_X(X_val)
+            return applications.rank_suspicious(self.influence_, method=method,
+                                                X_val=X_val, y_val=y_val)
 
     def group_influence(self, X, y=None, groups=None, *, method="first_order",
                         n_jobs=None):
@@ -910,9 +767,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if groups is None:
             raise ValueError("group_influence needs groups: one label per training "
                              "row or a list of index arrays.")
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            out, _ = _applications.group_influence(self, X, y, groups, method=method,
-                                                   n_jobs=n_jobs)
+        with self._small_threads():
+            out, _ = applications.group_influence(
+                self.influence_, self._prepare_X(X), y, groups, method=method,
+                n_jobs=n_jobs)
         return out
 
     def parameter_influence(self, rows=None, *, method="first_order"):
@@ -955,8 +813,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         True
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.parameter_influence(self, rows, method=method)
+        with self._small_threads():
+            return applications.parameter_influence(self.influence_, rows,
+                                                    method=method)
 
     def prediction_influence(self, X, *, method="first_order"):
         """Change of the model output on ``X`` when each training row is removed.
@@ -991,8 +850,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         (3, 50)
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.prediction_influence(self, X, method=method)
+        with self._small_threads():
+            return applications.prediction_influence(
+                self.influence_, self._prepare_X(X), method=method)
 
     def regression_diagnostics(self):
         """Classical regression influence diagnostics (LinearRegression, Ridge).
@@ -1028,8 +888,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         3.0
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.regression_diagnostics(self)
+        with self._small_threads():
+            return applications.regression_diagnostics(self.influence_)
 
     def perturbation_influence(self, X, y=None, rows=None):
         """Gradient of each test loss with respect to each training row's features.
@@ -1068,8 +928,32 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         (2, 3, 3)
         """
         check_is_fitted(self)
-        with limit_small(self.problem_.n_samples, self.family_.n_parameters):
-            return _applications.perturbation_influence(self, X, y, rows=rows)
+        with self._small_threads():
+            return applications.perturbation_influence(
+                self.influence_, self._prepare_X(X), y, rows=rows)
+
+    def representer_points(self, X, y=None, *, polish=True, tol=1e-12):
+        """Split each test decision value into one contribution per training row.
+
+        Representer points (Yeh et al., 2018); see
+        :func:`skinfluence.representer_points` for the parameters and the
+        result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import Ridge
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+        >>> explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
+        >>> explainer.representer_points(X[:2]).contributions.shape
+        (2, 30)
+        """
+        check_is_fitted(self)
+        with self._small_threads():
+            return representer_decomposition(self.influence_, self._prepare_X(X), y,
+                                             polish=polish, tol=tol)
 
     # ---------------------------------------------------------- delegation
     @property

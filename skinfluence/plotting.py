@@ -206,7 +206,7 @@ class EstimatedVsActualDisplay:
         _pyplot(f"{cls.__name__}.from_explainer")
         estimated = explainer.explain(X, y, method=method)
         if train_indices is not None:
-            estimated = estimated[:, explainer._train_rows(train_indices)]
+            estimated = estimated[:, explainer.influence_.train_rows(train_indices)]
         actual = explainer.loo(X, y, method=loo_method, train_indices=train_indices,
                                n_jobs=n_jobs)
         if title is None:
@@ -334,7 +334,7 @@ class InfluenceVsDistanceDisplay:
             raise ValueError(
                 f"distance must be 'signed', 'absolute' or 'margin'; got {distance!r}."
             )
-        final = getattr(explainer, "_final_estimator", None)
+        final = getattr(getattr(explainer, "influence_", None), "estimator", None)
         coef = np.atleast_2d(getattr(final, "coef_", np.empty((0, 0))))
         classes = getattr(final, "classes_", None)
         if classes is None or len(classes) != 2 or coef.shape[0] != 1:

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from skinfluence import InfluenceExplainer
-from skinfluence._trust import plot_estimated_vs_actual
+from skinfluence.evaluation import plot_estimated_vs_actual
 from skinfluence.datasets import load_forestfires
 from skinfluence.plotting import (
     EstimatedVsActualDisplay,

@@ -12,7 +12,7 @@ from sklearn.linear_model import (
 )
 from sklearn.svm import LinearSVC
 
-from ._base import BoundProblem, LinearFamily
+from ._base import BoundProblem, LinearFamily, safe_dot
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .squared import SquaredLossFamily
@@ -26,6 +26,7 @@ __all__ = [
     "LinearSVCFamily",
     "family_for",
     "SUPPORTED_ESTIMATORS",
+    "safe_dot",
 ]
 
 _REGISTRY = {

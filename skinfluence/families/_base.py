@@ -27,10 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
-__all__ = ["LinearFamily", "BoundProblem"]
+__all__ = ["LinearFamily", "BoundProblem", "safe_dot"]
 
 
-def _safe_dot(X, A):
+def safe_dot(X, A):
     """``X @ A`` for dense or sparse ``X``, returning a dense array."""
     out = X @ A
     return np.asarray(out.toarray() if sp.issparse(out) else out)
@@ -111,7 +111,18 @@ class LinearFamily:
         coef, intercept = (
             (self.coef, self.intercept) if theta is None else self.split_theta(theta)
         )
-        return _safe_dot(X, coef.T) + intercept
+        return safe_dot(X, coef.T) + intercept
+
+    def test_quantity(self, X, y=None, theta=None):
+        """The explained quantity of each row of ``X`` at parameters ``theta``.
+
+        The unweighted test loss at targets ``y``, or, when ``y`` is None, the
+        first decision value (a regressor's prediction).
+        """
+        Z = self.decision(X, theta)
+        if y is None:
+            return Z[:, 0]
+        return self.loss(self.encode_target(y), Z)
 
     # ------------------------------------------------------- family interface
     def encode_target(self, y):
@@ -251,7 +262,7 @@ class BoundProblem:
         m = R.shape[2]
         out = np.empty((K, fam.n_columns, m))
         for k in range(K):
-            out[k, : fam.n_features] = _safe_dot(X.T, R[:, k, :])
+            out[k, : fam.n_features] = safe_dot(X.T, R[:, k, :])
             if fam.fit_intercept:
                 out[k, -1] = R[:, k, :].sum(axis=0)
         out = out.reshape(fam.n_parameters, m)
@@ -286,7 +297,7 @@ class BoundProblem:
         V = V.reshape(fam.n_outputs, fam.n_columns, m)
         out = np.empty((X.shape[0], fam.n_outputs, m))
         for k in range(fam.n_outputs):
-            out[:, k, :] = _safe_dot(X, V[k, : fam.n_features])
+            out[:, k, :] = safe_dot(X, V[k, : fam.n_features])
             if fam.fit_intercept:
                 out[:, k, :] += V[k, -1]
         return out
@@ -393,7 +404,7 @@ class BoundProblem:
         out = np.empty((fam.n_outputs, fam.n_columns))
         if sp.issparse(X):
             X2 = sp.csr_matrix(X.multiply(X))
-            out[:, : fam.n_features] = _safe_dot(X2.T, dk).T
+            out[:, : fam.n_features] = safe_dot(X2.T, dk).T
         else:
             out[:, : fam.n_features] = np.einsum("ij,ij,ik->kj", X, X, dk)
         if fam.fit_intercept:

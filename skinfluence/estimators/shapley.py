@@ -7,7 +7,7 @@ the row helps, as in :meth:`InfluenceExplainer.explain`). Per-validation-row
 values are returned too; ``data_values`` is their mean, the value for the mean
 validation utility.
 
-Models are fitted by :class:`~skinfluence._subsets.SubsetEngine`; subsets a
+Models are fitted by :class:`~skinfluence.estimators.SubsetEngine`; subsets a
 model cannot be fitted on (empty, or missing a class) get the utility of the
 null model, the intercept-only model fitted on all rows.
 """
@@ -19,8 +19,15 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from ._downsampling import _check_data, _fitted, _in_out_means
-from ._subsets import SubsetEngine, draw_subsets, evaluate_subsets, utility_values
+from .subsets import (
+    SubsetEngine,
+    check_data,
+    draw_subsets,
+    evaluate_subsets,
+    fitted_estimator,
+    in_out_means,
+    utility_values,
+)
 
 __all__ = ["tmc_shapley", "banzhaf"]
 
@@ -166,7 +173,7 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
     True
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = _check_data(X, y, X_test, y_test,
+    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
                                                       sample_weight)
     n = X.shape[0]
     n_permutations = int(n_permutations)
@@ -181,7 +188,7 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             "Raise max_fits, lower n_permutations, or use banzhaf() or "
             "subsample_influence() (cost per sample independent of n) or "
             "InfluenceExplainer.explain() (no refits).")
-    fitted = _fitted(estimator, X, y, sample_weight)
+    fitted = fitted_estimator(estimator, X, y, sample_weight)
     eng = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
     per_row = _PerRowUtility(eng, utility, X_test, y_test)
     full = per_row(eng.fit(np.ones(n, dtype=bool)))
@@ -278,7 +285,7 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
     ((12,), (4, 12))
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = _check_data(X, y, X_test, y_test,
+    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
                                                       sample_weight)
     n = X.shape[0]
     n_samples = int(n_samples)
@@ -287,7 +294,7 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
                       "Raise max_fits or lower n_samples.")
     if n_samples < 8:
         raise ValueError(f"n_samples must be at least 8; got {n_samples}.")
-    fitted = _fitted(estimator, X, y, sample_weight)
+    fitted = fitted_estimator(estimator, X, y, sample_weight)
     eng = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
     family = eng.family
     _PerRowUtility(eng, utility, X_test, y_test)  # validates the utility
@@ -296,12 +303,12 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
     Z = evaluate_subsets(eng, masks, X_test, n_jobs=n_jobs, verbose=verbose)
     Y = None if y_test is None else family.encode_target(y_test)
     U = utility_values(family, utility, Z, Y, y_test)  # (S, n_test)
-    mean_in, mean_out, _, n_in, n_out = _in_out_means(U, masks)
+    mean_in, mean_out, _, n_in, n_out = in_out_means(U, masks)
     if np.any(n_in < 2) or np.any(n_out < 2):
         raise ValueError(
             "Some training rows were in (or out of) fewer than 2 sampled subsets; "
             f"raise n_samples (got {n_samples}).")
-    _, _, se, _, _ = _in_out_means(U.mean(1, keepdims=True), masks)
+    _, _, se, _, _ = in_out_means(U.mean(1, keepdims=True), masks)
     test_values = mean_in - mean_out
     values = test_values.mean(0)
     seconds = time.perf_counter() - start

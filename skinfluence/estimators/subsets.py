@@ -3,7 +3,7 @@ downsampling, Data Shapley, Banzhaf values and the evaluation harness.
 
 Two engines fit the same objective on a subset of rows (a boolean mask):
 
-* ``"refit"``: a scikit-learn refit of a :func:`~skinfluence._loo.tight_clone`
+* ``"refit"``: a scikit-learn refit of a :func:`~skinfluence.exact.tight_clone`
   of the estimator (the reference: exactly what a user would get);
 * ``"newton"``: Newton's method on the family's closed-form objective, warm
   started (for example from the previous prefix of a permutation). Several
@@ -24,14 +24,22 @@ so results do not depend on ``n_jobs`` or the joblib backend.
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from ._loo import tight_clone
-from ._newton import newton_minimize
-from .families import family_for
+from ..exact import newton_minimize, tight_clone
+from ..families import family_for
 
-__all__ = ["SubsetEngine", "evaluate_subsets", "draw_subsets", "utility_values"]
+__all__ = [
+    "SubsetEngine",
+    "check_data",
+    "draw_subsets",
+    "evaluate_subsets",
+    "fitted_estimator",
+    "in_out_means",
+    "utility_values",
+]
 
 #: subsets per joblib task (fixed: the arithmetic does not depend on n_jobs)
 CHUNK = 16
@@ -244,3 +252,42 @@ def utility_values(family, utility, Z, Y, y):
     raise ValueError(
         f"utility must be 'loss', 'accuracy' or a callable utility(Z, y); got "
         f"{utility!r}.")
+
+
+# ------------------------------------------------------ shared by the estimators
+def fitted_estimator(estimator, X, y, sample_weight):
+    """The estimator itself if fitted, else a fitted clone (never mutated)."""
+    if hasattr(estimator, "coef_"):
+        return estimator
+    params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    return clone(estimator).fit(X, y, **params)
+
+
+def check_data(X, y, X_test, y_test, sample_weight):
+    X = check_array(X, accept_sparse="csr", dtype=np.float64)
+    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
+    y = np.asarray(y)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
+    if y_test is not None:
+        y_test = np.asarray(y_test)
+        if y_test.shape[0] != X_test.shape[0]:
+            raise ValueError(
+                f"X_test has {X_test.shape[0]} rows but y_test has {y_test.shape[0]}.")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=float)
+    return X, y, X_test, y_test, sample_weight
+
+
+def in_out_means(values, masks):
+    """Means and standard errors of ``values`` (S, m) over subsets with / without
+    each row: arrays (m, n)."""
+    M = masks.astype(float)
+    n_in, n_out = M.sum(0), (1.0 - M).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_in = values.T @ M / n_in
+        mean_out = values.T @ (1.0 - M) / n_out
+        var_in = (values.T**2 @ M / n_in - mean_in**2) * n_in / (n_in - 1)
+        var_out = (values.T**2 @ (1.0 - M) / n_out - mean_out**2) * n_out / (n_out - 1)
+        se = np.sqrt(np.clip(var_in, 0, None) / n_in + np.clip(var_out, 0, None) / n_out)
+    return mean_in, mean_out, se, n_in, n_out

@@ -1,4 +1,4 @@
-"""Data cleaning and model debugging (issue #6), against independent truths.
+"""Data cleaning and model debugging, against independent truths.
 
 Truths: sums of ``explain``, exact leave-one-out and leave-group-out refits of
 tightly converged clones, statsmodels' ``OLSInfluence`` and central finite
@@ -14,8 +14,8 @@ from sklearn.svm import LinearSVC
 
 from conftest import digits
 from skinfluence import InfluenceExplainer
-from skinfluence._loo import tight_clone
-from skinfluence._applications import refit_groups
+from skinfluence.exact import tight_clone
+from skinfluence.applications import refit_groups
 
 
 def pearson(a, b):

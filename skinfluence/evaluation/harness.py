@@ -29,12 +29,19 @@ from sklearn.base import is_classifier
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import Bunch, check_random_state
 
-from ._downsampling import _check_data, subsample_influence
-from ._explainer import InfluenceExplainer
-from ._loo import tight_clone
-from ._representer import representer_points
-from ._shapley import banzhaf, tmc_shapley
-from ._subsets import SubsetEngine, draw_subsets, evaluate_subsets
+from .._fitted import FittedInfluence
+from ..estimators import (
+    SubsetEngine,
+    banzhaf,
+    draw_subsets,
+    evaluate_subsets,
+    representer_decomposition,
+    subsample_influence,
+    tmc_shapley,
+)
+from ..estimators.subsets import check_data
+from ..exact import tight_clone
+from ..families import family_for
 
 __all__ = ["evaluate_estimators", "linear_datamodeling_score", "METHODS"]
 
@@ -160,23 +167,24 @@ def evaluate_estimators(estimator, X, y, X_test, y_test, *, methods=METHODS,
     if unknown:
         raise ValueError(f"Unknown methods {sorted(unknown)}; choose from {METHODS}.")
     params = params or {}
-    X, y, X_test, y_test, _ = _check_data(X, y, X_test, y_test, None)
+    X, y, X_test, y_test, _ = check_data(X, y, X_test, y_test, None)
     rng = check_random_state(random_state)
     seed = int(rng.randint(2**31 - 1))
     model = tight_clone(estimator)
     y_bad, flipped = _corrupt(y, flip_fraction, is_classifier(model), rng)
     model.fit(X, y_bad)
-    explainer = InfluenceExplainer(model).fit(X, y_bad)
-    family = explainer.family_
+    # what InfluenceExplainer(model).fit(X, y_bad) computes
+    fitted = FittedInfluence(family_for(model), X, y_bad, estimator=model)
+    family = fitted.family
 
     def run(method):
         kw = dict(params.get(method, {}))
         if method == "loo":
-            return explainer.loo(X_test, y_test, method="refit", n_jobs=n_jobs, **kw)
+            return fitted.loo(X_test, y_test, method="refit", n_jobs=n_jobs, **kw)
         if method in ("first_order", "newton"):
-            return explainer.explain(X_test, y_test, method=method)
+            return fitted.explain(X_test, y_test, method=method)
         if method == "representer":
-            return representer_points(explainer, X_test, y_test, **kw).influence
+            return representer_decomposition(fitted, X_test, y_test, **kw).influence
         kw.setdefault("random_state", seed)
         kw.setdefault("n_jobs", n_jobs)
         if method == "downsampling":

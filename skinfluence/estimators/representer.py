@@ -27,12 +27,11 @@ its intercept, which then belongs to the kernel (with weight
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_is_fitted
 
-from ._newton import newton_minimize
-from .families._base import _safe_dot
+from ..exact import newton_minimize
+from ..families import safe_dot
 
-__all__ = ["representer_points"]
+__all__ = ["representer_points", "representer_decomposition"]
 
 
 def _tilde(X, fit_intercept):
@@ -113,8 +112,16 @@ def representer_points(explainer, X, y=None, *, polish=True, tol=1e-12):
     >>> bool(np.allclose(total, model.predict(X[:2]), rtol=0, atol=1e-10))
     True
     """
-    check_is_fitted(explainer)
-    family, problem = explainer.family_, explainer.problem_
+    return explainer.representer_points(X, y, polish=polish, tol=tol)
+
+
+def representer_decomposition(fitted, X_test, y=None, *, polish=True, tol=1e-12):
+    """The representer decomposition of prepared test rows ``X_test``.
+
+    ``fitted`` is a :class:`~skinfluence._fitted.FittedInfluence`; see
+    :func:`representer_points` for the parameters and the result.
+    """
+    family, problem = fitted.family, fitted.problem
     K, P = family.n_outputs, family.n_columns
     p = family.penalty_diagonal().reshape(K, P)
     if np.all(p[:, : family.n_features] == 0):
@@ -128,7 +135,6 @@ def representer_points(explainer, X, y=None, *, polish=True, tol=1e-12):
                                    max_iter=50)
     fam = family.with_theta(theta)
     bound = fam.bind(X_train, y_train, sw, theta)
-    X_test = explainer._prepare_X(X, family)
     R = bound.residuals  # (n, K)
     Theta = theta.reshape(K, P)
     penalised = p > 0
@@ -145,7 +151,7 @@ def representer_points(explainer, X, y=None, *, polish=True, tol=1e-12):
         if previous is None or not np.array_equal(inv, previous):
             scaled = (Xt_test.multiply(inv[None, :]).tocsr() if sp.issparse(Xt_test)
                       else Xt_test * inv)
-            kernel = _safe_dot(scaled, Xt_train.T)  # (m, n)
+            kernel = safe_dot(scaled, Xt_train.T)  # (m, n)
             previous = inv
         contributions[:, :, k] = kernel * -R[:, k]
     decision = fam.decision(X_test)
@@ -159,7 +165,7 @@ def representer_points(explainer, X, y=None, *, polish=True, tol=1e-12):
         relative_gradient_norm=bound.relative_gradient_norm(),
     )
     if y is not None:
-        labels = explainer._test_labels(X_test, y, decision)
+        labels = fitted.test_labels(X_test, y, decision)
         Q = fam.loss_gradient(fam.encode_target(labels), decision)  # (m, K)
         out.influence = -np.einsum("mk,mnk->mn", Q, contributions)
     return out

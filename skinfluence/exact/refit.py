@@ -1,9 +1,8 @@
-"""Exact leave-one-out: refits of estimator clones, and Newton on the family.
+"""Exact leave-one-out by refitting clones of the estimator.
 
-Both engines run through joblib only (any backend: loky, threading, dask,
-ray), split the rows into one task per batch, limit each worker's BLAS and
-OpenMP pools to one thread, and give the same numbers for any ``n_jobs`` or
-backend.
+The refits run through joblib only (any backend: loky, threading, dask, ray),
+one task per batch of removals, each worker's BLAS and OpenMP pools limited to
+one thread, so the numbers are the same for any ``n_jobs`` or backend.
 """
 
 import numpy as np
@@ -19,11 +18,9 @@ from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from ._influence import leverage_blocks, newton_rho, output_shift_block
-from ._newton import newton_minimize
-from .families import family_for
+from ..families import family_for
 
-__all__ = ["loo_refit", "tight_clone", "refit_loo", "newton_loo"]
+__all__ = ["loo_refit", "tight_clone", "refit_loo"]
 
 
 def tight_clone(estimator):
@@ -74,17 +71,6 @@ def _batches(rows, n_jobs):
     return [b for b in np.array_split(rows, n_tasks) if len(b)]
 
 
-def _quantity(family, X_test, y_test, theta=None, shift=0.0):
-    """The explained quantity: test loss, or the prediction when y is None.
-
-    ``shift`` is added to the linear predictor.
-    """
-    Z = family.decision(X_test, theta) + shift
-    if y_test is None:
-        return Z[:, 0]
-    return family.loss(family.encode_target(y_test), Z)
-
-
 # ------------------------------------------------------------------- refits
 def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
@@ -100,7 +86,7 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
                 "sample_weight": sample_weight[keep]}
             est.fit(X[keep], y[keep], **fit_params)
             family = family_for(est)  # the test loss is the true (unsmoothed) loss
-            out[position] = _quantity(family, X_test, y_test)
+            out[position] = family.test_quantity(X_test, y_test)
     return out
 
 
@@ -118,7 +104,7 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     with threadpool_limits(1):
         full = clone(est).fit(X, y, **({} if sample_weight is None else
                                        {"sample_weight": sample_weight}))
-    base = _quantity(family_for(full), X_test, y_test)
+    base = family_for(full).test_quantity(X_test, y_test)
     warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
@@ -126,122 +112,6 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
         delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
                               X_test, y_test, warm)
         for batch in _batches(np.arange(len(removals)), n_jobs)
-    )
-    return np.vstack(parts).T - base[:, None]
-
-
-# ------------------------------------------------------------------- newton
-_NEWTON_BLOCK = 64
-
-
-def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
-    """Exact leave-one-out optima by Newton steps with the LOO Hessian.
-
-    The Hessian of the leave-one-out objective is taken at the full optimum,
-    ``H - D_i (x) x~_i x~_i^T``, and applied by the Woodbury identity through
-    the full factorisation; the gradient is recomputed exactly at every step
-    (a simplified Newton method: linear convergence at rate O(1/n), one step
-    for squared loss). The rows are iterated together as matrix products. Rows that do not converge in ``max_iter`` steps fall back to
-    full Newton.
-    """
-    out = np.empty((len(rows), X_test.shape[0]))
-    with threadpool_limits(1):
-        thetas = _newton_block(problem, solver, np.asarray(rows), tol, max_iter)
-        for position, theta in enumerate(thetas.T):
-            out[position] = _quantity(problem.family, X_test, y_test, theta)
-    return out
-
-
-def _newton_block(problem, solver, rows, tol, max_iter):
-    """Leave-one-out optima for a block of rows: (n_parameters, len(rows))."""
-    family = problem.family
-    X, y, sample_weight, Y = problem.X, problem.y, problem.sample_weight, problem.Y
-    K, b = family.n_outputs, len(rows)
-    # a zero sample weight is the same as deleting the row; class weights are
-    # recomputed from the remaining rows as a refit would
-    weights = np.empty((X.shape[0], problem.weights.shape[1], b))
-    for position, row in enumerate(rows):
-        weight = sample_weight.copy()
-        weight[row] = 0.0
-        weights[:, :, position] = family.row_weights(y, weight)
-    # H_{-i} = H - W_i W_i^T with columns W_i[:, c] = L_i[:, c] (x) x~_i
-    D = problem.curvature[rows]
-    if D.ndim == 2:
-        L = np.sqrt(np.clip(D, 0, None))[:, :, None] * np.eye(K)
-    else:
-        vals, vecs = np.linalg.eigh(D)
-        L = vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]
-    W = problem.row_gradients(X[np.repeat(rows, K)],
-                              np.transpose(L, (0, 2, 1)).reshape(b * K, K))
-    HW = solver.solve(W)
-    W, HW = (A.reshape(-1, b, K).transpose(1, 0, 2) for A in (W, HW))  # (b, d, K)
-    S = np.eye(K) - np.einsum("bdk,bdl->bkl", W, HW)
-    usable = np.linalg.det(S) > 1e-12
-    S_inv = np.zeros_like(S)
-    S_inv[usable] = np.linalg.inv(S[usable])
-
-    theta = np.repeat(problem.theta[:, None], b, axis=1)
-    abs_X = abs(X)
-    Y3 = Y[:, :, None]
-    scale = None
-    converged = np.zeros(b, dtype=bool)
-    for _ in range(max_iter):
-        Z = problem.parameters_to_rows(theta)  # (n, K, b)
-        R = weights * family.training_loss_gradient(Y3, Z)
-        penalty = problem.penalty[:, None] * theta
-        grad = problem.rows_to_parameters(R) + penalty
-        if scale is None:  # the relative gradient norm's denominator
-            scale = (np.linalg.norm(problem.rows_to_parameters(np.abs(R), abs_X), axis=0)
-                     + np.linalg.norm(penalty, axis=0))
-        converged = np.linalg.norm(grad, axis=0) < tol * scale
-        if converged.all():
-            break
-        u = solver.solve(grad)
-        Wu = np.einsum("bdk,db->bk", W, u)
-        step = u + np.einsum("bdk,bkl,bl->db", HW, S_inv, Wu)
-        step[:, converged | ~usable] = 0.0
-        theta = theta - step
-    for position in np.flatnonzero(~(converged & usable)):
-        keep = np.arange(X.shape[0]) != rows[position]
-        theta[:, position], _ = newton_minimize(
-            family, X[keep], y[keep], sample_weight[keep], theta[:, position], tol=tol)
-    return theta
-
-
-def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
-               tol=1e-10, max_iter=50, n_jobs=None, verbose=0):
-    """Exact leave-one-out by Newton's method on the family's own objective.
-
-    The full optimum is first polished by Newton's method from the fitted
-    coefficients; each leave-one-out optimum starts from it. ``solver`` must
-    hold the factorised Hessian at the fitted coefficients. Returns
-    (n_test, len(rows)).
-    """
-    sample_weight = (np.ones(X.shape[0]) if sample_weight is None
-                     else np.asarray(sample_weight, dtype=float))
-    theta, _ = newton_minimize(family, X, y, sample_weight, tol=tol)
-    problem = family.bind(X, y, sample_weight, theta)
-    base = _quantity(family, X_test, y_test, theta)
-    rows = np.asarray(rows)
-    if family.quadratic:
-        # one Newton step with the leave-one-out Hessian is exact
-        # (Sherman-Morrison): all rows at once
-        M = leverage_blocks(problem, solver, rows)
-        rho = newton_rho(problem.curvature[rows], problem.residuals[rows], M)
-        dZ = output_shift_block(problem, solver, rho, None, X_test, rows)
-        Z = family.decision(X_test, theta)[:, None, :] + dZ  # (m, n_rows, K)
-        m, n_rows, K = Z.shape
-        if y_test is None:
-            return Z[:, :, 0] - base[:, None]
-        Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
-        moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
-        return moved - base[:, None]
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_newton_batch)(problem, solver, rows[start : start + _NEWTON_BLOCK],
-                               X_test, y_test, tol, max_iter)
-        # fixed blocks: the same arithmetic whatever n_jobs or the backend
-        for start in range(0, len(rows), _NEWTON_BLOCK)
     )
     return np.vstack(parts).T - base[:, None]
 

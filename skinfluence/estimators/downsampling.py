@@ -18,50 +18,18 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
-from sklearn.utils import Bunch, check_array, check_random_state
+from sklearn.utils import Bunch, check_random_state
 
-from ._subsets import SubsetEngine, draw_subsets, evaluate_subsets
+from .subsets import (
+    SubsetEngine,
+    check_data,
+    draw_subsets,
+    evaluate_subsets,
+    fitted_estimator,
+    in_out_means,
+)
 
 __all__ = ["subsample_influence"]
-
-
-def _fitted(estimator, X, y, sample_weight):
-    """The estimator itself if fitted, else a fitted clone (never mutated)."""
-    if hasattr(estimator, "coef_"):
-        return estimator
-    params = {} if sample_weight is None else {"sample_weight": sample_weight}
-    return clone(estimator).fit(X, y, **params)
-
-
-def _check_data(X, y, X_test, y_test, sample_weight):
-    X = check_array(X, accept_sparse="csr", dtype=np.float64)
-    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
-    y = np.asarray(y)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
-    if y_test is not None:
-        y_test = np.asarray(y_test)
-        if y_test.shape[0] != X_test.shape[0]:
-            raise ValueError(
-                f"X_test has {X_test.shape[0]} rows but y_test has {y_test.shape[0]}.")
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=float)
-    return X, y, X_test, y_test, sample_weight
-
-
-def _in_out_means(values, masks):
-    """Means and standard errors of ``values`` (S, m) over subsets with / without
-    each row: arrays (m, n)."""
-    M = masks.astype(float)
-    n_in, n_out = M.sum(0), (1.0 - M).sum(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_in = values.T @ M / n_in
-        mean_out = values.T @ (1.0 - M) / n_out
-        var_in = (values.T**2 @ M / n_in - mean_in**2) * n_in / (n_in - 1)
-        var_out = (values.T**2 @ (1.0 - M) / n_out - mean_out**2) * n_out / (n_out - 1)
-        se = np.sqrt(np.clip(var_in, 0, None) / n_in + np.clip(var_out, 0, None) / n_out)
-    return mean_in, mean_out, se, n_in, n_out
 
 
 def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
@@ -93,7 +61,7 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     sample_weight : array-like of shape (n_samples,), default=None
     engine : {"refit", "newton"}, default="refit"
         "refit" fits scikit-learn clones at tight tolerance
-        (:func:`~skinfluence._loo.tight_clone`); "newton" minimises the
+        (:func:`~skinfluence.exact.tight_clone`); "newton" minimises the
         family's closed-form objective (faster on small problems).
     random_state : int, RandomState instance or None, default=None
         The subsets are drawn once in the calling process: the same seed gives
@@ -139,13 +107,13 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     ((2, 30), (2, 30), (30,))
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = _check_data(X, y, X_test, y_test,
+    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
                                                       sample_weight)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1); got {fraction!r}.")
     if int(n_models) < 2:
         raise ValueError(f"n_models must be at least 2; got {n_models!r}.")
-    fitted = _fitted(estimator, X, y, sample_weight)
+    fitted = fitted_estimator(estimator, X, y, sample_weight)
     engine = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
     family = engine.family
     rng = check_random_state(random_state)
@@ -166,7 +134,7 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
 
     test_loss = quantity(Z[:, :m], None if y_test is None else family.encode_target(y_test))
     train_loss = quantity(Z[:, m:], engine.Y)
-    mean_in, mean_out, se, n_in, n_out = _in_out_means(test_loss, masks)
+    mean_in, mean_out, se, n_in, n_out = in_out_means(test_loss, masks)
     if np.any(n_in < 2) or np.any(n_out < 2):
         warnings.warn(
             f"{int(np.sum((n_in < 2) | (n_out < 2)))} training rows were in or out "

@@ -75,8 +75,8 @@ def test_balanced_class_weight_tracks_refits(model):
     influence = explainer.explain(X_test, y_test)
     actual = loo_refit(model, X, y, X_test, y_test, n_jobs=2)
     # the same estimate without the re-balancing term
-    explainer._class_shift = None
-    explainer._removal_residuals = explainer.problem_.residuals
+    explainer.influence_.class_shift = None
+    explainer.influence_.removal_residuals = explainer.problem_.residuals
     naive = explainer.explain(X_test, y_test)
     assert pearson(influence, actual) >= 0.97
     assert pearson(influence, actual) > pearson(naive, actual) + 0.05

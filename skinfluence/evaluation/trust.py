@@ -75,7 +75,7 @@ def plot_estimated_vs_actual(estimated, actual, *, ax=None, title=None):
     skinfluence[plots]``). A shortcut for
     :meth:`skinfluence.plotting.EstimatedVsActualDisplay.from_estimates`.
     """
-    from .plotting import EstimatedVsActualDisplay
+    from ..plotting import EstimatedVsActualDisplay
 
     return EstimatedVsActualDisplay.from_estimates(
         np.ravel(estimated), np.ravel(actual), ax=ax, title=title).ax_

@@ -1,0 +1,27 @@
+"""Uses of influence: cleaning data, removing groups, moving parameters and
+predictions, regression diagnostics, perturbing features.
+
+Each function takes a :class:`~skinfluence._fitted.FittedInfluence` and
+prepared arrays; :class:`~skinfluence.InfluenceExplainer` exposes them as
+methods.
+"""
+
+from .cleaning import SUSPICION, loo_self_loss, rank_suspicious, validation_influence
+from .diagnostics import parameter_influence, prediction_influence, regression_diagnostics
+from .groups import group_index, group_influence, group_steps, refit_groups
+from .perturbation import perturbation_influence
+
+__all__ = [
+    "SUSPICION",
+    "group_index",
+    "group_influence",
+    "group_steps",
+    "loo_self_loss",
+    "parameter_influence",
+    "perturbation_influence",
+    "prediction_influence",
+    "rank_suspicious",
+    "refit_groups",
+    "regression_diagnostics",
+    "validation_influence",
+]
