@@ -476,7 +476,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Test rows.
         y : array-like of shape (n_test,), default=None
             Test targets; None as in :meth:`explain`.
-        method : {"refit", "newton"}, default="refit"
+        method : {"refit", "newton", "exact"}, default="refit"
             "refit" refits clones of the (final) estimator without each row, with
             tightened solver settings (see :func:`skinfluence.tight_clone`:
             Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
@@ -487,7 +487,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             family's closed-form objective by Newton steps from the polished
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss; for the hinge, the optimum of the
-            smoothed objective).
+            smoothed objective). "exact" runs the family's exact engine: the
+            closed form for squared loss, Newton for the smooth losses.
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -504,8 +505,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             prediction for a regressor without ``y``).
         """
         check_is_fitted(self)
-        if method not in ("refit", "newton"):
-            raise ValueError(f"method must be 'refit' or 'newton'; got {method!r}.")
+        if method not in ("refit", "newton", "exact"):
+            raise ValueError(
+                f"method must be 'refit', 'newton' or 'exact'; got {method!r}.")
         return self.influence_.loo(self._prepare_X(X), y, method=method,
                                    rows=train_indices, n_jobs=n_jobs, verbose=verbose)
 

@@ -20,7 +20,7 @@ from ._influence import (
     self_influence_values,
     top_k_indices,
 )
-from .exact import newton_loo, newton_minimize, refit_loo
+from .exact import exact_loo, newton_loo, newton_minimize, refit_loo
 from .solvers import make_solver
 
 __all__ = ["FittedInfluence"]
@@ -261,13 +261,17 @@ class FittedInfluence:
     # ------------------------------------------------------------ exact
     def loo(self, X, y=None, *, method="refit", rows=None, n_jobs=None, verbose=0):
         """Actual change of each test quantity when each row of ``rows`` is
-        removed, by refits of the estimator ("refit") or by Newton on the
-        family ("newton")."""
+        removed: by refits of the estimator ("refit"), by Newton on the
+        family ("newton") or by the family's exact engine ("exact")."""
         problem = self.problem
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
         if method == "refit":
             return refit_loo(self.estimator, problem.X, problem.y, self.sample_weight,
                              X, labels, rows, n_jobs=n_jobs, verbose=verbose)
+        if method == "exact":
+            return exact_loo(self.family, problem.X, problem.y, problem.sample_weight,
+                             self.solver, X, labels, rows, n_jobs=n_jobs,
+                             verbose=verbose)
         return newton_loo(self.family, problem.X, problem.y, problem.sample_weight,
                           self.solver, X, labels, rows, n_jobs=n_jobs, verbose=verbose)

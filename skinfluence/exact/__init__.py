@@ -8,7 +8,34 @@ for squared loss and converges in a few steps for the other smooth losses.
 from .newton import newton_block, newton_loo, newton_minimize
 from .refit import loo_refit, refit_loo, tight_clone
 
+#: exact leave-one-out engines by the name a family gives in ``exact_engine``;
+#: each takes ``(family, X, y, sample_weight, solver, X_test, y_test, rows)``
+#: and the keywords ``n_jobs`` and ``verbose``
+ENGINES = {
+    "newton": newton_loo,
+}
+
+
+def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
+              n_jobs=None, verbose=0):
+    """The family's exact leave-one-out engine (``loo(method="exact")``).
+
+    Closed form for squared loss, Newton's method for the smooth losses.
+    Families without an exact engine raise a ``ValueError`` that names the
+    alternative.
+    """
+    name = getattr(family, "exact_engine", None)
+    if name is None:
+        raise ValueError(
+            f"{type(family).__name__} has no exact leave-one-out engine for this "
+            "loss; use method='refit' (refits of the estimator).")
+    return ENGINES[name](family, X, y, sample_weight, solver, X_test, y_test, rows,
+                         n_jobs=n_jobs, verbose=verbose)
+
+
 __all__ = [
+    "ENGINES",
+    "exact_loo",
     "loo_refit",
     "newton_block",
     "newton_loo",

@@ -63,6 +63,9 @@ class LinearFamily:
     smoothed = False
     #: True when the objective is quadratic in the parameters.
     quadratic = False
+    #: Name of the exact leave-one-out engine in :data:`skinfluence.exact.ENGINES`
+    #: (``loo(method="exact")``), or None when the family has none.
+    exact_engine = "newton"
     #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
     #: invertible Hessian.
     pinv_rtol = None

@@ -60,6 +60,8 @@ class LinearSVCFamily(ClassificationFamily):
         self.intercept = np.array(intercept, dtype=float).ravel()
         self.loss_name = loss
         self.smoothed = loss == "hinge"
+        # the smoothed objective's Newton LOO is not the hinge's exact LOO
+        self.exact_engine = None if self.smoothed else "newton"
         self.smoothing = float(smoothing)
         self.fit_intercept = bool(fit_intercept)
         self.intercept_scaling = float(intercept_scaling)

@@ -34,6 +34,16 @@ def test_newton_loo_equals_refits(digits_1_7, class_weight):
                           n_jobs=2)
     assert newton.shape == (5, len(rows))
     np.testing.assert_allclose(newton, refit, rtol=0, atol=1e-4 * np.abs(refit).max())
+    exact = explainer.loo(X_test[:5], y_test[:5], method="exact", train_indices=rows)
+    np.testing.assert_allclose(exact, refit, rtol=0, atol=1e-4 * np.abs(refit).max())
+
+
+def test_exact_name_for_a_family_without_an_engine_points_to_refit():
+    X_train, X_test, y_train, y_test = digits([1, 7])
+    model = LinearSVC(loss="hinge", C=0.1, max_iter=10_000).fit(X_train, y_train)
+    explainer = InfluenceExplainer(model).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="method='refit'"):
+        explainer.loo(X_test[:2], y_test[:2], method="exact")
 
 
 def test_newton_loo_squared_hinge_and_multinomial():
@@ -60,6 +70,8 @@ def test_squared_loss_newton_is_exact(model):
     refit = explainer.loo(X_test, y_test, method="refit", n_jobs=2)
     scale = np.abs(refit).max()
     np.testing.assert_allclose(explainer.loo(X_test, y_test, method="newton"), refit,
+                               rtol=0, atol=1e-8 * scale)
+    np.testing.assert_allclose(explainer.loo(X_test, y_test, method="exact"), refit,
                                rtol=0, atol=1e-8 * scale)
     np.testing.assert_allclose(explainer.explain(X_test, y_test, method="newton"),
                                refit, rtol=0, atol=1e-8 * scale)
@@ -144,8 +156,8 @@ def test_loo_validates_its_arguments(digits_1_7):
     X_train, X_test, y_train, y_test = digits_1_7
     explainer = InfluenceExplainer(LogisticRegression().fit(X_train, y_train)).fit(
         X_train, y_train)
-    with pytest.raises(ValueError, match="method must be 'refit' or 'newton'"):
-        explainer.loo(X_test[:2], y_test[:2], method="exact")
+    with pytest.raises(ValueError, match="method must be 'refit', 'newton' or 'exact'"):
+        explainer.loo(X_test[:2], y_test[:2], method="bogus")
     with pytest.raises(ValueError, match="train_indices must lie in"):
         explainer.loo(X_test[:2], y_test[:2], train_indices=[len(y_train)])
     with pytest.raises(ValueError, match="integer positions"):
