@@ -7,6 +7,8 @@ input and delegates here; the applications and the evaluation tools receive
 this object and prepared arrays, never the explainer.
 """
 
+import warnings
+
 import numpy as np
 from sklearn import get_config
 from sklearn.utils import Bunch
@@ -20,7 +22,8 @@ from ._influence import (
     self_influence_values,
     top_k_indices,
 )
-from .exact import exact_loo, newton_loo, newton_minimize, refit_loo
+from ._fitcheck import check_fit
+from .exact import LOO_TOL, exact_loo, newton_loo, newton_minimize, refit_loo
 from .solvers import make_solver
 
 __all__ = ["FittedInfluence"]
@@ -53,6 +56,11 @@ class FittedInfluence:
         Fitted on ``problem``.
     relative_gradient_norm : float
         At the estimator's own coefficients (before any re-solve).
+    fit_report : Bunch
+        :func:`~skinfluence._fitcheck.check_fit` at the fitted coefficients:
+        the predicted relative change of the influence in one Newton step
+        (``gap``), the Newton decrement and the messages the explainer turns
+        into warnings.
     removal_residuals : ndarray of shape (n_samples, n_outputs)
         ``r_i``: the gradient row ``i`` takes away is ``r_i (x) x~_i``
         (including the change of its own class weight).
@@ -63,7 +71,8 @@ class FittedInfluence:
 
     def __init__(self, family, X, y, sample_weight=None, *, estimator=None,
                  solver="direct", damping=0.0, tol=1e-8, max_iter=None,
-                 solver_params=None, random_state=None, smoothing_resolve=True):
+                 solver_params=None, random_state=None, smoothing_resolve=True,
+                 gradient_tol=0.05):
         weights_given = sample_weight is not None
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
@@ -77,6 +86,20 @@ class FittedInfluence:
             solver, damping=damping, pinv_rtol=family.pinv_rtol, tol=tol,
             max_iter=max_iter, random_state=random_state, **(solver_params or {}),
         ).fit(problem)
+        if family.smoothed:
+            # a smoothed loss is judged by the true loss's smallest subgradient
+            self.fit_report = Bunch(gap=np.nan, decrement=np.nan, separated=False,
+                                    messages=[])
+            if self.relative_gradient_norm > gradient_tol:
+                self.fit_report.messages.append(("not_converged", (
+                    "The estimator does not look fitted on this data: the relative "
+                    "(sub)gradient norm of its objective at the fitted coefficients "
+                    f"is {self.relative_gradient_norm:.2g} > gradient_tol="
+                    f"{gradient_tol:g}. Pass fit the same X, y and sample_weight the "
+                    "estimator was fitted on, or refit it with a smaller tol.")))
+        else:
+            self.fit_report = check_fit(family, problem, self.solver, estimator,
+                                        gradient_tol=gradient_tol)
         # the gradient of the objective lost with each row, and the re-balancing
         # of class weights a refit would apply
         removal = family.removal_terms(y, sample_weight, problem.Y, problem.Z)
@@ -259,19 +282,75 @@ class FittedInfluence:
         return self._self_influence.copy()
 
     # ------------------------------------------------------------ exact
-    def loo(self, X, y=None, *, method="refit", rows=None, n_jobs=None, verbose=0):
+    def unit_leverage(self, rows):
+        """Which of ``rows`` the model interpolates (leverage 1 up to 1e-8):
+        removing one changes the fit in a direction the Hessian cannot see, so
+        influence and the Newton engine are undefined there."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.size == 0:
+            return np.zeros(0, dtype=bool)
+        M = leverage_blocks(self.problem, self.solver, rows) if \
+            self._leverage_blocks is None else self._leverage_blocks[rows]
+        D = self.problem.curvature[rows]
+        K = self.family.n_outputs
+        DM = D[:, :, None] * M if D.ndim == 2 else D @ M
+        with np.errstate(invalid="ignore"):
+            gap = np.linalg.det(np.eye(K)[None] - DM)
+        return ~(gap > 1e-8)
+
+    def loo(self, X, y=None, *, method="refit", rows=None, n_jobs=None, verbose=0,
+            tol=None):
         """Actual change of each test quantity when each row of ``rows`` is
         removed: by refits of the estimator ("refit"), by Newton on the
-        family ("newton") or by the family's exact engine ("exact")."""
+        family ("newton") or by the family's exact engine ("exact").
+
+        Rows whose removal leaves a class without rows get NaN (a refit could
+        not predict that class), with a warning naming them; rows the model
+        interpolates are refitted whatever the method. ``tol``: the Newton
+        engines' relative decrement (default
+        :data:`~skinfluence.exact.LOO_TOL`), the refits' solver tolerance
+        (default 1e-10). Per-row ``n_iter`` and ``converged`` are kept in
+        ``loo_info``.
+        """
         problem = self.problem
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
-        if method == "refit":
-            return refit_loo(self.estimator, problem.X, problem.y, self.sample_weight,
-                             X, labels, rows, n_jobs=n_jobs, verbose=verbose)
-        if method == "exact":
-            return exact_loo(self.family, problem.X, problem.y, problem.sample_weight,
-                             self.solver, X, labels, rows, n_jobs=n_jobs,
-                             verbose=verbose)
-        return newton_loo(self.family, problem.X, problem.y, problem.sample_weight,
-                          self.solver, X, labels, rows, n_jobs=n_jobs, verbose=verbose)
+        out = np.full((X.shape[0], rows.size), np.nan)
+        n_iter = np.zeros(rows.size, dtype=int)
+        converged = np.ones(rows.size, dtype=bool)
+        sole = self.family.sole_members(problem.y, problem.sample_weight)[rows]
+        if sole.any():
+            classes = self.family.classes[self.family.class_index(problem.y[rows[sole]])]
+            listed = ", ".join(f"{r} (class {c!r})" for r, c in
+                               zip(rows[sole][:10], classes[:10]))
+            warnings.warn(
+                f"Removing training row(s) {listed} leaves a class without rows: a "
+                "refit could not predict that class, so these leave-one-out "
+                "effects are undefined and returned as NaN.", UserWarning,
+                stacklevel=3)
+        refit_rows = ~sole
+        if method != "refit" and self.estimator is not None and not self.family.smoothed:
+            refit_rows &= self.unit_leverage(rows)
+        elif method != "refit":
+            refit_rows[:] = False
+        engine_rows = ~sole & ~refit_rows
+        if refit_rows.any():
+            values, info = refit_loo(
+                self.estimator, problem.X, problem.y, self.sample_weight, X, labels,
+                rows[refit_rows], n_jobs=n_jobs, verbose=verbose,
+                tol=1e-10 if tol is None or method != "refit" else tol,
+                return_info=True)
+            out[:, refit_rows] = values
+            n_iter[refit_rows], converged[refit_rows] = info.n_iter, info.converged
+        if engine_rows.any():
+            engine = exact_loo if method == "exact" else newton_loo
+            values, info = engine(
+                self.family, problem.X, problem.y, problem.sample_weight, self.solver,
+                X, labels, rows[engine_rows], n_jobs=n_jobs, verbose=verbose,
+                tol=LOO_TOL if tol is None else tol, return_info=True)
+            out[:, engine_rows] = values
+            n_iter[engine_rows], converged[engine_rows] = info.n_iter, info.converged
+        self.loo_info = Bunch(method=method, rows=rows, n_iter=n_iter,
+                              converged=converged, undefined=sole,
+                              refitted=refit_rows)
+        return out

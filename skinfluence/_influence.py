@@ -94,9 +94,31 @@ def contract_rows(problem, U, R, *, out=None, X_train=None):
 
 
 def leverage_blocks(problem, solver, rows=None, chunk_size=1024):
-    """Leverage blocks ``M_i`` of shape (n_rows, K, K) for training rows ``rows``."""
+    """Leverage blocks ``M_i`` of shape (n_rows, K, K) for training rows ``rows``.
+
+    When the solver factorised the Hessian by QR of its square-root factor and
+    the curvature is diagonal over the outputs, ``M_i[k, k] = h_ik / D_ik`` from
+    the rows of ``Q`` (``h_ik`` the leverage of factor row ``(i, k)``), which
+    keeps full accuracy on ill-conditioned data; rows of zero curvature are
+    solved for.
+    """
     family = problem.family
     K, p = family.n_outputs, family.n_features
+    factor_leverage = getattr(solver, "factor_leverage", lambda: None)()
+    if factor_leverage is not None and not family.full_output_hessian:
+        n = problem.n_samples
+        rows = np.arange(n) if rows is None else np.asarray(rows)
+        D = problem.curvature[rows]  # (n_rows, K)
+        h = factor_leverage.reshape(K, n).T[rows]  # factor rows are output-major
+        M = np.zeros((len(rows), K, K))
+        flat = np.arange(K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            M[:, flat, flat] = np.where(D > 0, h / D, np.nan)
+        missing = np.flatnonzero(np.isnan(M[:, flat, flat]).any(axis=1))
+        if missing.size:
+            M[missing] = leverage_blocks(problem, _NoLeverage(solver), rows[missing],
+                                         chunk_size)
+        return M
     X = problem.X if rows is None else problem.X[rows]
     n = X.shape[0]
     M = np.empty((n, K, K))
@@ -115,6 +137,13 @@ def leverage_blocks(problem, solver, rows=None, chunk_size=1024):
                     values = values + U[k, p]
                 M[block, k, l] = values
     return M
+
+
+class _NoLeverage:
+    """A solver seen without its factor leverages (solves only)."""
+
+    def __init__(self, solver):
+        self.solve = solver.solve
 
 
 def newton_rho(curvature, removal_residuals, M):

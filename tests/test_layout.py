@@ -23,6 +23,7 @@ LAYERS = {
     "_influence": 0,
     "_threads": 0,
     "exact": 1,
+    "_fitcheck": 1,
     "_fitted": 2,
     "estimators": 3,
     "applications": 3,

@@ -14,7 +14,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from .._influence import newton_rho
-from ..exact import newton_block, newton_minimize
+from ..exact import newton_block, polish_optimum
 
 __all__ = ["validation_influence", "loo_self_loss", "rank_suspicious", "SUSPICION"]
 
@@ -71,7 +71,7 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     if family.quadratic:
         return loo_self_loss(fitted, "newton_step")
     X, y, sw = problem.X, problem.y, problem.sample_weight
-    theta, _ = newton_minimize(family, X, y, sw, tol=1e-10)
+    theta, _ = polish_optimum(family, X, y, sw)
     full = family.bind(X, y, sw, theta)
     base = family.loss(full.Y, full.Z)
     blocks = [np.arange(s, min(s + 64, n)) for s in range(0, n, 64)]
@@ -82,7 +82,7 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
 
 def _self_loss_block(problem, solver, rows):
     with threadpool_limits(1):
-        thetas = newton_block(problem, solver, rows, 1e-10, 50)  # (d, b)
+        thetas, _ = newton_block(problem, solver, rows)  # (d, b)
     family = problem.family
     Xr = problem.X[rows]
     K, P = family.n_outputs, family.n_columns

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._influence import newton_rho
+from ..exact import polish_optimum
 from ..families import SquaredLossFamily
 from ._memory import row_blocks
 
@@ -26,6 +27,14 @@ def parameter_influence(fitted, rows=None, method="first_order"):
     R = fitted.removal_residuals[rows]
     if method == "newton":
         R = newton_rho(problem.curvature[rows], R, fitted.leverage()[rows])
+    return _parameter_steps(fitted, rows, R)
+
+
+def _parameter_steps(fitted, rows, R):
+    """``H^{-1} (R_i (x) x~_i)`` for each row (minus the class re-balancing),
+    as rows of an (n_rows, n_parameters) array."""
+    problem, solver = fitted.problem, fitted.solver
+    d = problem.n_parameters
     out = np.empty((len(rows), d))
     shift = fitted.class_shift
     if shift is not None:
@@ -71,17 +80,25 @@ def prediction_influence(fitted, X, method="first_order"):
 
 # ------------------------------------------------------------ diagnostics
 def regression_diagnostics(fitted):
-    """Classical OLS / ridge influence diagnostics (Cook & Weisberg)."""
+    """Classical OLS / ridge influence diagnostics (Cook & Weisberg).
+
+    At the exact least-squares optimum (the fitted coefficients polished by one
+    Newton step with the factorised Hessian, plus one refinement step), with
+    leverages from the solver's orthogonal factor when it has one.
+    """
     problem, family, solver = fitted.problem, fitted.family, fitted.solver
     if not isinstance(family, SquaredLossFamily):
         raise ValueError(
             "regression_diagnostics needs a LinearRegression, Ridge or RidgeCV; "
-            f"got the {type(family).__name__} family. For classifiers use "
-            "self_influence(), parameter_influence() or explain().")
+            f"got the {type(family).__name__} family. For LogisticRegression use "
+            "glm_diagnostics(); for other classifiers self_influence(), "
+            "parameter_influence() or explain().")
     n = problem.n_samples
     s = problem.sample_weight
+    theta, _ = polish_optimum(family, problem.X, problem.y, s, problem.theta,
+                              solver=solver)
     h = problem.curvature[:, 0] * fitted.leverage()[:, 0, 0]  # s_i x~^T A^-1 x~
-    e = problem.y - problem.Z[:, 0]
+    e = problem.y - family.decision(problem.X, theta)[:, 0]
     ew = np.sqrt(s) * e  # whitened residuals
     if family.pinv_rtol is None and family.alpha == 0.0:
         p = family.n_parameters
@@ -96,16 +113,17 @@ def regression_diagnostics(fitted):
         external = ew / np.sqrt(sigma2_loo * (1.0 - h))
         cooks = internal**2 / p * h / (1.0 - h)
         dffits = external * np.sqrt(h / (1.0 - h))
-    # exact leave-one-out parameter change (one Newton step is exact here)
-    dfbeta = -parameter_influence(fitted, None, method="newton")
+        covratio = (sigma2_loo / sigma2) ** p / (1.0 - h)
+    # exact leave-one-out parameter change (one Newton step is exact here),
+    # with the residuals of the exact optimum
+    rho = (problem.curvature * -e[:, None]) / (1.0 - h)[:, None]  # r_i / (1 - h_i)
+    dfbeta = -_parameter_steps(fitted, np.arange(n), rho)
     # (X~^T S X~ + alpha)^{-1} = 2 H^{-1}; its diagonal
     d = family.n_parameters
     inv_diag = 2.0 * np.einsum("ii->i", np.atleast_2d(solver.solve(np.eye(d))))
     dfbetas = dfbeta / np.sqrt(sigma2_loo[:, None] * inv_diag[None, :])
     return Bunch(leverage=h, residuals=e, resid_studentized_internal=internal,
                  resid_studentized_external=external, cooks_distance=cooks,
-                 dffits=dffits, dfbeta=dfbeta, dfbetas=dfbetas, sigma2=sigma2,
-                 sigma2_loo=sigma2_loo, n_parameters=p)
-
-
-
+                 dffits=dffits, covratio=covratio, dfbeta=dfbeta, dfbetas=dfbetas,
+                 sigma2=sigma2, sigma2_loo=sigma2_loo, n_parameters=p, params=theta,
+                 params_stderr=np.sqrt(sigma2 * inv_diag))

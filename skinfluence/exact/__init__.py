@@ -5,7 +5,7 @@ method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses.
 """
 
-from .newton import newton_block, newton_loo, newton_minimize
+from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
 from .refit import loo_refit, refit_loo, tight_clone
 
 #: exact leave-one-out engines by the name a family gives in ``exact_engine``;
@@ -17,12 +17,12 @@ ENGINES = {
 
 
 def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
-              n_jobs=None, verbose=0):
+              n_jobs=None, verbose=0, tol=LOO_TOL, return_info=False):
     """The family's exact leave-one-out engine (``loo(method="exact")``).
 
     Closed form for squared loss, Newton's method for the smooth losses.
     Families without an exact engine raise a ``ValueError`` that names the
-    alternative.
+    alternative. ``tol`` and ``return_info`` as in :func:`newton_loo`.
     """
     name = getattr(family, "exact_engine", None)
     if name is None:
@@ -30,16 +30,19 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
             f"{type(family).__name__} has no exact leave-one-out engine for this "
             "loss; use method='refit' (refits of the estimator).")
     return ENGINES[name](family, X, y, sample_weight, solver, X_test, y_test, rows,
-                         n_jobs=n_jobs, verbose=verbose)
+                         n_jobs=n_jobs, verbose=verbose, tol=tol,
+                         return_info=return_info)
 
 
 __all__ = [
     "ENGINES",
+    "LOO_TOL",
     "exact_loo",
     "loo_refit",
     "newton_block",
     "newton_loo",
     "newton_minimize",
+    "polish_optimum",
     "refit_loo",
     "tight_clone",
 ]

@@ -1,21 +1,53 @@
 """Newton's method on a family's closed-form objective, and the exact
 leave-one-out engine built on it.
 
-:func:`newton_minimize` polishes a fit (or fits a subset) by damped Newton
-steps. :func:`newton_loo` finds every leave-one-out optimum by Newton steps
-with the leave-one-out Hessian applied through the full factorisation
-(Woodbury); for a quadratic objective one step is exact (Sherman-Morrison),
-all rows at once.
+:func:`newton_minimize` fits (or polishes) by damped Newton steps;
+:func:`polish_optimum` drives a fit to the floating-point floor of its
+Newton decrement. :func:`newton_loo` finds every leave-one-out optimum by
+Newton steps with the leave-one-out Hessian applied through the full
+factorisation (Woodbury); for a quadratic objective one step is exact
+(Sherman-Morrison), all rows at once.
+
+Precision. The leave-one-out gradient is computed as a sum of *changes* from
+the full optimum ``theta*``,
+
+.. math::
+
+    \\nabla F_{-i}(\\theta) - \\nabla F(\\theta^*) =
+    \\sum_j c^{(i)}_j [\\ell'(z_j) - \\ell'(z^*_j)] \\tilde x_j
+    + \\sum_j (c^{(i)}_j - c_j) \\ell'(z^*_j) \\tilde x_j + P(\\theta - \\theta^*),
+
+each change evaluated without cancellation
+(:meth:`~skinfluence.families.LinearFamily.training_gradient_change`), so its
+rounding error is proportional to the leave-one-out step rather than to the
+gradient terms (which cancel to zero at the optimum). The root is the
+leave-one-out optimum of the objective tilted by the full fit's own residual
+gradient, the same tilt as the baseline, which changes an effect only at
+second order. Iterations stop on the Newton decrement relative to that row's
+first one, a scale-free criterion: an effect that is small is computed to the
+same relative precision as a large one, never rounded to 0.
 """
+
+import copy
+import warnings
 
 import numpy as np
 import scipy.linalg as la
+from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from .._influence import leverage_blocks, newton_rho, output_shift_block
+from ..solvers import DirectSolver, SingularHessianError
 
-__all__ = ["newton_minimize", "newton_loo", "newton_block"]
+__all__ = ["newton_minimize", "polish_optimum", "newton_loo", "newton_block",
+           "LOO_TOL"]
+
+#: default relative precision of each leave-one-out optimum (Newton decrement
+#: relative to the row's first one)
+LOO_TOL = 1e-12
+_NEWTON_BLOCK = 64
+
 
 def newton_minimize(family, X, y, sample_weight=None, theta=None, *, tol=1e-10,
                     max_iter=100):
@@ -39,72 +71,154 @@ def newton_minimize(family, X, y, sample_weight=None, theta=None, *, tol=1e-10,
     """
     theta = family.theta if theta is None else np.asarray(theta, dtype=float)
     problem = family.bind(X, y, sample_weight, theta)
-    null = problem.null_space()
+    n_iter = 0
     for n_iter in range(max_iter):
         rel = problem.relative_gradient_norm()
         if rel < tol:
             break
-        grad = problem.gradient()
-        H = problem.hessian()
-        if null is not None:
-            H += null @ null.T
-        H[np.diag_indices_from(H)] += 1e-12 * max(1.0, np.abs(np.diag(H)).max())
-        step = la.solve(H, grad, assume_a="sym")
-        value = problem.objective()
-        # backtracking line search on the objective (Armijo)
-        slope = grad @ step
-        rate = 1.0
-        while rate > 1e-10:
-            trial = family.bind(X, y, sample_weight, theta - rate * step)
-            if trial.objective() <= value - 1e-4 * rate * slope:
-                break
-            rate *= 0.5
-        theta = theta - rate * step
-        problem = trial
+        theta, problem, *_ = _damped_newton_step(family, X, y, sample_weight, problem)
     return theta, {"n_iter": n_iter, "relative_gradient_norm": rel}
 
 
-_NEWTON_BLOCK = 64
+def _regularised_hessian(problem):
+    H = problem.hessian()
+    null = problem.null_space()
+    if null is not None:
+        H += null @ null.T
+    # a relative jitter on each diagonal entry: invariant to feature scaling
+    diagonal = H.reshape(-1)[:: H.shape[0] + 1]
+    diagonal += 1e-12 * np.maximum(np.abs(diagonal), np.finfo(float).tiny)
+    return H
 
 
-def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
-    """Exact leave-one-out optima by Newton steps with the LOO Hessian.
+def _hessian_solver(problem):
+    """``b -> H^{-1} b`` for the Hessian of ``problem``: the direct solver
+    (equilibrated Cholesky, or QR of the factor when ill-conditioned), or a
+    regularised symmetric solve if the Hessian is singular."""
+    try:
+        return DirectSolver().fit(problem).solve
+    except SingularHessianError:
+        H = _regularised_hessian(problem)
+        return lambda b: la.lstsq(H, b)[0]
 
-    The Hessian of the leave-one-out objective is taken at the full optimum,
-    ``H - D_i (x) x~_i x~_i^T``, and applied by the Woodbury identity through
-    the full factorisation; the gradient is recomputed exactly at every step
-    (a simplified Newton method: linear convergence at rate O(1/n), one step
-    for squared loss). The rows are iterated together as matrix products. Rows that do not converge in ``max_iter`` steps fall back to
-    full Newton.
+
+def _damped_newton_step(family, X, y, sample_weight, problem):
+    """One Newton step with Armijo backtracking.
+
+    Returns ``(theta, problem, decrement, near, solve)``: the decrement at the
+    starting point, whether the step was taken whole because the point is
+    within rounding of the optimum, and the Hessian solve used.
     """
-    out = np.empty((len(rows), X_test.shape[0]))
-    with threadpool_limits(1):
-        thetas = newton_block(problem, solver, np.asarray(rows), tol, max_iter)
-        for position, theta in enumerate(thetas.T):
-            out[position] = problem.family.test_quantity(X_test, y_test, theta)
-    return out
+    grad = problem.gradient()
+    solve = _hessian_solver(problem)
+    step = solve(grad)
+    slope = float(grad @ step)  # the squared Newton decrement
+    value = problem.objective()
+    rate = 1.0
+    theta = problem.theta
+    # near the optimum the predicted decrease slope / 2 is below the rounding
+    # of the objective itself, where a line search cannot judge: the full
+    # Newton step is safe there (quadratic convergence)
+    near = slope <= 1e3 * np.finfo(float).eps * max(abs(value), 1.0)
+    while True:
+        trial = family.bind(X, y, sample_weight, theta - rate * step)
+        if (near or rate < 1e-10
+                or trial.objective() <= value - 1e-4 * rate * slope):
+            break
+        rate *= 0.5
+    return theta - rate * step, trial, np.sqrt(max(slope, 0.0)), near, solve
 
 
-def newton_block(problem, solver, rows, tol, max_iter):
-    """Leave-one-out optima for a block of rows: (n_parameters, len(rows))."""
-    family = problem.family
-    X, y, sample_weight, Y = problem.X, problem.y, problem.sample_weight, problem.Y
-    K, b = family.n_outputs, len(rows)
-    # a zero sample weight is the same as deleting the row; class weights are
-    # recomputed from the remaining rows as a refit would
-    weights = np.empty((X.shape[0], problem.weights.shape[1], b))
-    for position, row in enumerate(rows):
-        weight = sample_weight.copy()
-        weight[row] = 0.0
-        weights[:, :, position] = family.row_weights(y, weight)
-    # H_{-i} = H - W_i W_i^T with columns W_i[:, c] = L_i[:, c] (x) x~_i
-    D = problem.curvature[rows]
+def polish_optimum(family, X, y, sample_weight=None, theta=None, *, solver=None,
+                   max_iter=50):
+    """The exact optimum of the family's objective, to the floating-point floor.
+
+    Newton steps until the Newton decrement ``sqrt(g^T H^{-1} g)`` (affine
+    invariant) stops shrinking quadratically, the point where rounding in the
+    gradient dominates. A quadratic objective takes one step with ``solver``
+    (the factorised Hessian, whose accuracy it inherits, for example the QR of
+    an ill-conditioned least-squares design) and one refinement step.
+
+    Returns
+    -------
+    theta : ndarray of shape (n_parameters,)
+    info : Bunch
+        ``n_iter`` and ``decrement`` (at the returned point).
+    """
+    theta = family.theta if theta is None else np.asarray(theta, dtype=float)
+    problem = family.bind(X, y, sample_weight, theta)
+    if family.quadratic and solver is not None:
+        for _ in range(2):
+            grad = problem.gradient()
+            step = solver.solve(grad)
+            theta = theta - step
+            problem = family.bind(X, y, sample_weight, theta)
+        grad = problem.gradient()
+        decrement = float(np.sqrt(max(grad @ solver.solve(grad), 0.0)))
+        return theta, Bunch(n_iter=2, decrement=decrement)
+    n_iter, previous = 0, np.inf
+    for n_iter in range(1, max_iter + 1):
+        theta, problem, decrement, near, solve = _damped_newton_step(
+            family, X, y, sample_weight, problem)
+        if near or decrement == 0 or decrement > 0.25 * previous:
+            break
+        previous = decrement
+    # the decrement at the returned point, with the last factorisation
+    grad = problem.gradient()
+    decrement = float(np.sqrt(max(grad @ solve(grad), 0.0)))
+    return theta, Bunch(n_iter=n_iter, decrement=decrement)
+
+
+# ------------------------------------------------------------------ blocks
+def _curvature_root(D, K):
+    """``L_i`` with ``D_i = L_i L_i^T``, shape (b, K, K)."""
     if D.ndim == 2:
-        L = np.sqrt(np.clip(D, 0, None))[:, :, None] * np.eye(K)
-    else:
-        vals, vecs = np.linalg.eigh(D)
-        L = vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]
-    W = problem.row_gradients(X[np.repeat(rows, K)],
+        return np.sqrt(np.clip(D, 0, None))[:, :, None] * np.eye(K)
+    vals, vecs = np.linalg.eigh(D)
+    return vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]
+
+
+def _loo_weights(problem, rows):
+    """Row weights of each leave-one-out objective: (n, K', b).
+
+    A zero sample weight is the same as deleting the row; class weights are
+    recomputed from the remaining rows, as a refit would.
+    """
+    family = problem.family
+    weights = np.empty(problem.weights.shape + (len(rows),))
+    for position, row in enumerate(rows):
+        weight = problem.sample_weight.copy()
+        weight[row] = 0.0
+        weights[:, :, position] = family.row_weights(problem.y, weight)
+    return weights
+
+
+def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
+    """Leave-one-out optima for a block of rows.
+
+    ``problem`` is bound at the full optimum and ``solver`` holds its
+    factorised Hessian (at the fitted coefficients; it only preconditions).
+
+    Returns
+    -------
+    thetas : ndarray of shape (n_parameters, len(rows))
+    info : Bunch
+        ``n_iter`` and ``converged`` per row, and ``decrement`` (the final
+        Newton decrement relative to the first one).
+    """
+    family = problem.family
+    rows = np.asarray(rows, dtype=np.intp)
+    K, b = family.n_outputs, len(rows)
+    Y3 = problem.Y[:, :, None]
+    Z0 = problem.Z[:, :, None]
+    weights = _loo_weights(problem, rows)
+    G0 = family.training_loss_gradient(problem.Y, problem.Z)[:, :, None]
+    # the part of the leave-one-out gradient that does not move with theta
+    fixed = problem.rows_to_parameters((weights - problem.weights[:, :, None]) * G0)
+
+    # H_{-i} = H - W_i W_i^T with columns W_i[:, c] = L_i[:, c] (x) x~_i
+    L = _curvature_root(problem.curvature[rows], K)
+    W = problem.row_gradients(problem.X[np.repeat(rows, K)],
                               np.transpose(L, (0, 2, 1)).reshape(b * K, K))
     HW = solver.solve(W)
     W, HW = (A.reshape(-1, b, K).transpose(1, 0, 2) for A in (W, HW))  # (b, d, K)
@@ -113,49 +227,145 @@ def newton_block(problem, solver, rows, tol, max_iter):
     S_inv = np.zeros_like(S)
     S_inv[usable] = np.linalg.inv(S[usable])
 
-    theta = np.repeat(problem.theta[:, None], b, axis=1)
-    abs_X = abs(X)
-    Y3 = Y[:, :, None]
-    scale = None
-    converged = np.zeros(b, dtype=bool)
-    for _ in range(max_iter):
-        Z = problem.parameters_to_rows(theta)  # (n, K, b)
-        R = weights * family.training_loss_gradient(Y3, Z)
-        penalty = problem.penalty[:, None] * theta
-        grad = problem.rows_to_parameters(R) + penalty
-        if scale is None:  # the relative gradient norm's denominator
-            scale = (np.linalg.norm(problem.rows_to_parameters(np.abs(R), abs_X), axis=0)
-                     + np.linalg.norm(penalty, axis=0))
-        converged = np.linalg.norm(grad, axis=0) < tol * scale
-        if converged.all():
-            break
+    def loo_solve(grad):
         u = solver.solve(grad)
         Wu = np.einsum("bdk,db->bk", W, u)
-        step = u + np.einsum("bdk,bkl,bl->db", HW, S_inv, Wu)
-        step[:, converged | ~usable] = 0.0
-        theta = theta - step
-    for position in np.flatnonzero(~(converged & usable)):
-        keep = np.arange(X.shape[0]) != rows[position]
-        theta[:, position], _ = newton_minimize(
-            family, X[keep], y[keep], sample_weight[keep], theta[:, position], tol=tol)
-    return theta
+        return u + np.einsum("bdk,bkl,bl->db", HW, S_inv, Wu)
+
+    delta = np.zeros((problem.n_parameters, b))
+    first = np.zeros(b)
+    relative = np.full(b, np.inf)
+    n_iter = np.zeros(b, dtype=int)
+    active = usable.copy()
+    for iteration in range(max_iter + 1):
+        if not active.any():
+            break
+        cols = np.flatnonzero(active)
+        dZ = problem.parameters_to_rows(delta[:, cols])
+        change = family.training_gradient_change(Y3, Z0, dZ)
+        grad = (problem.rows_to_parameters(weights[:, :, cols] * change)
+                + fixed[:, cols] + problem.penalty[:, None] * delta[:, cols])
+        step = loo_solve(grad) if b == len(cols) else _subset_solve(
+            solver, W, HW, S_inv, cols, grad)
+        decrement = np.sqrt(np.clip(np.einsum("db,db->b", grad, step), 0.0, None))
+        if iteration == 0:
+            first[cols] = decrement
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative[cols] = np.where(first[cols] > 0, decrement / first[cols], 0.0)
+        diverged = ~np.isfinite(decrement) | (relative[cols] > 1e3)
+        if diverged.any():  # left to full Newton, from the full optimum
+            delta[:, cols[diverged]] = 0.0
+            relative[cols[diverged]] = np.inf
+            active[cols[diverged]] = False
+        done = relative[cols] <= tol
+        active[cols[done]] = False
+        if iteration == max_iter:
+            break
+        go = ~done & ~diverged
+        delta[:, cols[go]] -= step[:, go]
+        n_iter[cols[go]] += 1
+    converged = usable & (relative <= tol)
+    for position in np.flatnonzero(~converged):
+        delta[:, position], n_more, relative[position] = _full_newton(
+            problem, rows[position], delta[:, position], weights[:, :, position],
+            fixed[:, position], first[position], tol)
+        n_iter[position] += n_more
+        converged[position] = relative[position] <= max(tol, 1e-8)
+    thetas = problem.theta[:, None] + delta
+    return thetas, Bunch(n_iter=n_iter, converged=converged, decrement=relative)
+
+
+def _subset_solve(solver, W, HW, S_inv, cols, grad):
+    u = solver.solve(grad)
+    Wu = np.einsum("bdk,db->bk", W[cols], u)
+    return u + np.einsum("bdk,bkl,bl->db", HW[cols], S_inv[cols], Wu)
+
+
+def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
+    """Damped Newton on one leave-one-out objective (its exact Hessian at
+    every iterate), from ``theta* + delta``, with the gradient in the change
+    form. Returns ``(delta, n_iter, relative decrement)``."""
+    family = problem.family
+    X, y = problem.X, problem.y
+    sample_weight = problem.sample_weight.copy()
+    sample_weight[row] = 0.0
+    if not np.all(np.isfinite(delta)):
+        delta = np.zeros_like(delta)
+    relative, n_iter = np.inf, 0
+    loo = family.bind(X, y, sample_weight, problem.theta + delta)
+    for n_iter in range(max_iter + 1):
+        dZ = problem.parameters_to_rows(delta[:, None])[:, :, 0]
+        change = family.training_gradient_change(problem.Y, problem.Z, dZ)
+        grad = (problem.rows_to_parameters(weights * change) + fixed
+                + problem.penalty * delta)
+        step = _hessian_solver(loo)(grad)
+        slope = float(grad @ step)
+        decrement = float(np.sqrt(max(slope, 0.0)))
+        if first == 0:
+            first = decrement
+        relative = decrement / first if first > 0 else 0.0
+        if relative <= tol or n_iter == max_iter or not np.isfinite(relative):
+            break
+        # Armijo on the leave-one-out objective while far from its optimum
+        value = loo.objective()
+        near = slope <= 1e3 * np.finfo(float).eps * max(abs(value), 1.0)
+        rate = 1.0
+        while True:
+            trial = family.bind(X, y, sample_weight, problem.theta + delta - rate * step)
+            if near or rate < 1e-10 or trial.objective() <= value - 1e-4 * rate * slope:
+                break
+            rate *= 0.5
+        delta, loo = delta - rate * step, trial
+    return delta, n_iter, relative
+
+
+def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
+    """Test quantities at the leave-one-out optima of a block of rows."""
+    out = np.empty((len(rows), X_test.shape[0]))
+    with threadpool_limits(1):
+        thetas, info = newton_block(problem, solver, np.asarray(rows), tol, max_iter)
+        for position, theta in enumerate(thetas.T):
+            out[position] = problem.family.test_quantity(X_test, y_test, theta)
+    return out, info
+
+
+def _warn_unconverged(rows, info, tol):
+    bad = np.flatnonzero(~info.converged)
+    if bad.size:
+        listed = ", ".join(str(int(r)) for r in rows[bad][:10])
+        more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+        warnings.warn(
+            f"The leave-one-out optimum of training row(s) {listed}{more} did not "
+            f"converge to tol={tol:g} (final relative Newton decrement "
+            f"{np.max(info.decrement[bad]):.2g}); their effects may be off by about "
+            "that fraction. Such rows have a leverage close to 1 or a nearly "
+            "separable neighbourhood; compare with loo(method='refit').",
+            UserWarning, stacklevel=4)
 
 
 def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
-               tol=1e-10, max_iter=50, n_jobs=None, verbose=0):
+               tol=LOO_TOL, max_iter=50, n_jobs=None, verbose=0, return_info=False):
     """Exact leave-one-out by Newton's method on the family's own objective.
 
-    The full optimum is first polished by Newton's method from the fitted
-    coefficients; each leave-one-out optimum starts from it. ``solver`` must
-    hold the factorised Hessian at the fitted coefficients. Returns
-    (n_test, len(rows)).
+    The full optimum is first polished to the floor of its Newton decrement
+    (:func:`polish_optimum`); each leave-one-out optimum starts from it and
+    stops when its Newton decrement falls below ``tol`` times its first one
+    (see the module docstring). ``solver`` must hold the factorised Hessian at
+    the fitted coefficients. Rows that do not converge are named in a
+    warning. Returns (n_test, len(rows)), and with ``return_info=True`` also
+    a Bunch with ``n_iter`` and ``converged`` per row.
     """
     sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))
-    theta, _ = newton_minimize(family, X, y, sample_weight, tol=tol)
+    fitted = family.bind(X, y, sample_weight)
+    theta, _ = polish_optimum(family, X, y, sample_weight, solver=solver)
     problem = family.bind(X, y, sample_weight, theta)
+    if not family.quadratic and np.linalg.norm(problem.curvature - fitted.curvature) > \
+            1e-3 * np.linalg.norm(fitted.curvature):
+        # the fit was far from its optimum: precondition with the Hessian there
+        solver = copy.deepcopy(solver).fit(problem)
     base = family.test_quantity(X_test, y_test, theta)
-    rows = np.asarray(rows)
+    rows = np.asarray(rows, dtype=np.intp)
     if family.quadratic:
         # one Newton step with the leave-one-out Hessian is exact
         # (Sherman-Morrison): all rows at once
@@ -164,11 +374,16 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         dZ = output_shift_block(problem, solver, rho, None, X_test, rows)
         Z = family.decision(X_test, theta)[:, None, :] + dZ  # (m, n_rows, K)
         m, n_rows, K = Z.shape
+        info = Bunch(n_iter=np.ones(n_rows, dtype=int),
+                     converged=np.ones(n_rows, dtype=bool),
+                     decrement=np.zeros(n_rows))
         if y_test is None:
-            return Z[:, :, 0] - base[:, None]
-        Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
-        moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
-        return moved - base[:, None]
+            values = Z[:, :, 0] - base[:, None]
+        else:
+            Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
+            moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
+            values = moved - base[:, None]
+        return (values, info) if return_info else values
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     parts = parallel(
         delayed(_newton_batch)(problem, solver, rows[start : start + _NEWTON_BLOCK],
@@ -176,4 +391,9 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         # fixed blocks: the same arithmetic whatever n_jobs or the backend
         for start in range(0, len(rows), _NEWTON_BLOCK)
     )
-    return np.vstack(parts).T - base[:, None]
+    values = (np.vstack([p[0] for p in parts]).T - base[:, None]) if parts else \
+        np.empty((X_test.shape[0], 0))
+    info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts
+                    else np.empty(0) for key in ("n_iter", "converged", "decrement")})
+    _warn_unconverged(rows, info, tol)
+    return (values, info) if return_info else values

@@ -6,6 +6,7 @@ one thread, so the numbers are the same for any ``n_jobs`` or backend.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import (
     LogisticRegression,
@@ -14,35 +15,44 @@ from sklearn.linear_model import (
     RidgeCV,
 )
 from sklearn.svm import LinearSVC
-from sklearn.utils import check_array
+from sklearn.utils import Bunch, check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from ..families import family_for
+from .newton import polish_optimum
 
 __all__ = ["loo_refit", "tight_clone", "refit_loo"]
 
 
-def tight_clone(estimator):
+def tight_clone(estimator, tol=1e-10):
     """A clone of ``estimator`` whose solver converges far below an LOO step.
 
     Leave-one-out effects are O(1/n), below default solver tolerances. The
     clone keeps the objective and changes only how precisely it is solved:
 
     * LogisticRegression (not liblinear): ``solver="newton-cholesky"``,
-      ``tol=1e-10``, ``max_iter=1000``, ``warm_start=True`` (every solver but
+      ``tol=tol``, ``max_iter=1000``, ``warm_start=True`` (every solver but
       liblinear minimises the same objective; Newton reaches it reliably).
       LogisticRegressionCV becomes the LogisticRegression of its chosen ``C_``.
-    * LogisticRegression with liblinear and LinearSVC: ``tol=1e-10``,
+    * LogisticRegression with liblinear and LinearSVC: ``tol=tol``,
       ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
       primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
       hinge (dual coordinate descent).
-    * LinearRegression, Ridge: unchanged (direct solvers are exact); a fitted
-      RidgeCV becomes a Ridge with its chosen ``alpha_``.
+    * Ridge: the SVD solver (exact, and accurate on ill-conditioned data; the
+      refit engine uses conjugate gradients at ``tol=1e-12`` for sparse
+      data); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_``.
+      LinearRegression is unchanged (a direct solver).
+    * Every estimator with a ``random_state`` left at None gets
+      ``random_state=0``, so refits are reproducible (liblinear shuffles).
+
+    The refit engine then polishes each refit of a smooth model to the floor
+    of its Newton decrement (see :func:`refit_loo`), so ``tol`` only needs to
+    bring the solver close.
     """
     if isinstance(estimator, RidgeCV):
         return Ridge(alpha=float(np.ravel(estimator.alpha_)[0]),
-                     fit_intercept=estimator.fit_intercept)
+                     fit_intercept=estimator.fit_intercept, solver="svd")
     est = clone(estimator)
     if isinstance(est, LogisticRegressionCV):
         keep = LogisticRegression().get_params()
@@ -52,14 +62,18 @@ def tight_clone(estimator):
         est = LogisticRegression(**params)
     if isinstance(est, LogisticRegression):
         if est.solver == "liblinear":
-            est.set_params(tol=1e-10, max_iter=100_000)
+            est.set_params(tol=tol, max_iter=100_000)
         else:
-            est.set_params(solver="newton-cholesky", tol=1e-10, max_iter=1000,
+            est.set_params(solver="newton-cholesky", tol=tol, max_iter=1000,
                            warm_start=True)
     elif isinstance(est, LinearSVC):
-        est.set_params(tol=1e-10, max_iter=100_000)
+        est.set_params(tol=tol, max_iter=100_000)
         if est.loss == "squared_hinge":
             est.set_params(dual=False)
+    elif isinstance(est, Ridge):
+        est.set_params(solver="svd")
+    if "random_state" in est.get_params() and est.get_params()["random_state"] is None:
+        est.set_params(random_state=0)
     return est
 
 
@@ -72,48 +86,99 @@ def _batches(rows, n_jobs):
 
 
 # ------------------------------------------------------------------- refits
-def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
+def _for_data(estimator, X):
+    """The refit settings for this data (Ridge's SVD solver is dense only)."""
+    if isinstance(estimator, Ridge) and sp.issparse(X) and estimator.solver == "svd":
+        estimator = clone(estimator).set_params(solver="sparse_cg", tol=1e-12,
+                                                max_iter=None)
+    return estimator
+
+
+def _fit_polished(estimator, X, y, sample_weight, warm=None):
+    """Fit a clone and polish it: ``(family, theta, n_iter, decrement)``.
+
+    Smooth, non-quadratic families are polished by Newton on their own
+    objective to the floor of the Newton decrement (the solver's ``tol`` leaves
+    errors of the order of a leave-one-out step); direct least-squares solvers
+    are exact already, and the hinge is not smooth.
+    """
+    est = clone(estimator)
+    if warm is not None:
+        est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
+    fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    est.fit(X, y, **fit_params)
+    family = family_for(est)  # the test loss is the true (unsmoothed) loss
+    n_iter = getattr(est, "n_iter_", None)
+    n_iter = 1 if n_iter is None else int(np.max(n_iter))
+    if family.quadratic or family.smoothed:
+        return family, family.theta, n_iter, 0.0
+    theta, info = polish_optimum(family, X, y, sample_weight)
+    return family, theta, n_iter + info.n_iter, info.decrement
+
+
+def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
+                 theta_full):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
     out = np.empty((len(removals), X_test.shape[0]))
+    n_iter = np.zeros(len(removals), dtype=int)
+    relative = np.zeros(len(removals))
     with threadpool_limits(1):
         for position, removed in enumerate(removals):
             keep = np.ones(X.shape[0], dtype=bool)
             keep[removed] = False
-            est = clone(estimator)
-            if warm is not None:
-                est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
-            fit_params = {} if sample_weight is None else {
-                "sample_weight": sample_weight[keep]}
-            est.fit(X[keep], y[keep], **fit_params)
-            family = family_for(est)  # the test loss is the true (unsmoothed) loss
-            out[position] = family.test_quantity(X_test, y_test)
-    return out
+            family, theta, n_iter[position], decrement = _fit_polished(
+                estimator, X[keep], y[keep],
+                None if sample_weight is None else sample_weight[keep], warm)
+            out[position] = family.test_quantity(X_test, y_test, theta)
+            if decrement > 0:
+                # the decrement against the size of the leave-one-out step,
+                # both in the norm of the refit's Hessian
+                step = theta - theta_full
+                problem = family.bind(X[keep], y[keep], None if sample_weight is None
+                                      else sample_weight[keep], theta)
+                size = np.sqrt(max(float(step @ problem.hvp(step)), 0.0))
+                relative[position] = decrement / size if size > 0 else 0.0
+    return out, n_iter, relative
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
-              verbose=0):
+              verbose=0, tol=1e-10, return_info=False):
     """Change of the explained quantity when each row is removed, by refits.
 
-    ``estimator`` is cloned with :func:`tight_clone`; the baseline comes from a
-    full-data refit with the same settings, and leave-one-out refits that
-    support it are warm-started from that full solution. ``y_test`` None
+    ``estimator`` is cloned with :func:`tight_clone` (solver tolerance
+    ``tol``); the baseline comes from a full-data refit with the same
+    settings, and leave-one-out refits that support it are warm-started from
+    that full solution. Each refit of a smooth model is polished by Newton on
+    its own objective to the floor of its Newton decrement. ``y_test`` None
     explains a regressor's prediction. An entry of ``rows`` may also be an
-    array of rows removed together (a group). Returns (n_test, len(rows)).
+    array of rows removed together (a group). Returns (n_test, len(rows)),
+    and with ``return_info=True`` a Bunch with ``n_iter`` (solver iterations
+    plus polishing steps) and ``decrement`` (the final Newton decrement
+    relative to the leave-one-out step) per removal.
     """
-    est = tight_clone(estimator)
+    est = _for_data(tight_clone(estimator, tol=tol), X)
     with threadpool_limits(1):
-        full = clone(est).fit(X, y, **({} if sample_weight is None else
-                                       {"sample_weight": sample_weight}))
-    base = family_for(full).test_quantity(X_test, y_test)
-    warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
+        full_family, theta_full, _, _ = _fit_polished(est, X, y, sample_weight)
+    base = full_family.test_quantity(X_test, y_test, theta_full)
+    coef, intercept = full_family.split_theta(theta_full)
+    warm = None
+    if getattr(est, "warm_start", False):
+        warm = (coef.copy(), intercept.copy() if full_family.fit_intercept else
+                np.zeros(coef.shape[0]))
+        if coef.shape[0] == 1 and len(full_family.classes) == 2:
+            warm = (coef, warm[1])
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     parts = parallel(
         delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
-                              X_test, y_test, warm)
+                              X_test, y_test, warm, theta_full)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
-    return np.vstack(parts).T - base[:, None]
+    values = np.vstack([p[0] for p in parts]).T - base[:, None]
+    info = Bunch(n_iter=np.concatenate([p[1] for p in parts]),
+                 decrement=np.concatenate([p[2] for p in parts]))
+    info.converged = info.decrement <= 1e-6
+    return (values, info) if return_info else values
 
 
 def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,

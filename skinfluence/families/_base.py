@@ -160,6 +160,16 @@ class LinearFamily:
         """Derivative of :meth:`training_output_losses` with respect to ``Z``."""
         return self.loss_gradient(Y, Z)
 
+    def training_gradient_change(self, Y, Z, dZ):
+        """``training_loss_gradient(Y, Z + dZ) - training_loss_gradient(Y, Z)``.
+
+        Families override it with a form free of cancellation, so that a
+        leave-one-out gradient can be computed as a sum of changes whose
+        rounding error is proportional to the change, not to the gradient
+        terms themselves.
+        """
+        return self.training_loss_gradient(Y, Z + dZ) - self.training_loss_gradient(Y, Z)
+
     def row_weights(self, y, sample_weight):
         """Weights ``c_ik`` of each row in each output's objective.
 
@@ -187,6 +197,11 @@ class LinearFamily:
     def prediction_gradient(self, Z):
         """Derivative of the model output explained when no test label is given."""
         raise NotImplementedError
+
+    def sole_members(self, y, sample_weight):
+        """Rows whose removal leaves a class without rows (classifiers): a
+        refit could not predict that class. Boolean mask of shape (n,)."""
+        return np.zeros(len(y), dtype=bool)
 
     def removal_terms(self, y, sample_weight, Y, Z):
         """Corrections for refits that change other rows' weights.
@@ -248,6 +263,18 @@ class BoundProblem:
 
     def null_space(self):
         return self.family.null_space()
+
+    def intercept_columns(self):
+        """Parameter indices of the intercepts (one per output), or empty.
+
+        A factorisation that orthogonalises against these columns first works
+        on centred data, which keeps full accuracy when the features have large
+        means.
+        """
+        fam = self.family
+        if not fam.fit_intercept:
+            return np.empty(0, dtype=np.intp)
+        return np.arange(fam.n_outputs) * fam.n_columns + fam.n_features
 
     # ------------------------------------------------------- contractions
     def rows_to_parameters(self, R, X=None):

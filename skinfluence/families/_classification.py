@@ -84,6 +84,12 @@ class ClassificationFamily(LinearFamily):
         cw = self.class_weights(y, sample_weight)
         return self.row_weights_from_class_weights(self.class_index(y), sample_weight, cw)
 
+    def sole_members(self, y, sample_weight):
+        labels = self.class_index(y)
+        present = np.asarray(sample_weight, dtype=float) > 0
+        counts = np.bincount(labels[present], minlength=len(self.classes))
+        return present & (counts[labels] == 1)
+
     def removal_terms(self, y, sample_weight, Y, Z):
         if not (isinstance(self.class_weight, str) and self.class_weight == "balanced"):
             return None

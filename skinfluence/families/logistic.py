@@ -125,6 +125,11 @@ class BinaryLogisticFamily(_LogisticBase):
         p = expit(Z)
         return p * (1.0 - p)
 
+    def training_gradient_change(self, Y, Z, dZ):
+        # sigma(z + d) - sigma(z) = sigma(z) (1 - sigma(z + d)) expm1(d)
+        Y, Z, dZ = np.broadcast_arrays(Y, Z, dZ)
+        return expit(Z) * expit(-(Z + dZ)) * np.expm1(np.minimum(dZ, 700.0))
+
 
 class MultinomialLogisticFamily(_LogisticBase):
     """Softmax cross-entropy over ``K >= 3`` classes."""
@@ -142,6 +147,15 @@ class MultinomialLogisticFamily(_LogisticBase):
 
     def loss_gradient(self, Y, Z):
         return softmax(Z, axis=1) - Y
+
+    def training_gradient_change(self, Y, Z, dZ):
+        # softmax(z + d)_k - softmax(z)_k
+        #   = p_k (expm1(d_k) - sum_m p_m expm1(d_m)) / (1 + sum_m p_m expm1(d_m))
+        Y, Z, dZ = np.broadcast_arrays(Y, Z, dZ)
+        P = softmax(Z, axis=1)
+        grow = np.expm1(np.minimum(dZ, 700.0))
+        mean = np.sum(P * grow, axis=1, keepdims=True)
+        return P * (grow - mean) / (1.0 + mean)
 
     def loss_hessian(self, Y, Z):
         P = softmax(Z, axis=1)

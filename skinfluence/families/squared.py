@@ -101,6 +101,9 @@ class SquaredLossFamily(LinearFamily):
     def loss_hessian(self, Y, Z):
         return np.full_like(Z, 2.0)
 
+    def training_gradient_change(self, Y, Z, dZ):
+        return 2.0 * np.broadcast_to(dZ, np.broadcast(Y, Z, dZ).shape)
+
     def row_weights(self, y, sample_weight):
         return np.asarray(sample_weight, dtype=float)[:, None]
 

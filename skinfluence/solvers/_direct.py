@@ -1,4 +1,5 @@
-"""Direct solver: a Cholesky factorisation of the Hessian, primal or dual.
+"""Direct solver: a Cholesky factorisation of the Hessian, primal or dual, or a
+QR factorisation of its square-root factor when the Hessian is ill-conditioned.
 
 The solver sees a *Hessian system*, any object with
 
@@ -11,13 +12,30 @@ The solver sees a *Hessian system*, any object with
   orthogonal to it).
 
 It never sees an estimator.
+
+Accuracy: Cholesky of ``H = J^T J + P`` loses about ``cond(H) * eps`` relative
+accuracy, and ``cond(H) = cond(J)^2`` (the normal equations square the
+condition number). The primal form therefore estimates the condition number of
+the equilibrated Hessian from its Cholesky factor (LAPACK ``dpocon``) and, above
+:data:`CHOLESKY_COND_LIMIT`, factorises the column-scaled stacked factor
+``[J; sqrt(P)]`` by Householder QR instead (as R's ``lm`` does), whose
+accuracy is governed by ``cond(J)``. The rows of its ``Q`` give the leverages
+of the factor rows exactly (``factor_leverage``).
 """
 
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
-__all__ = ["DirectSolver", "SingularHessianError"]
+__all__ = ["DirectSolver", "SingularHessianError", "CHOLESKY_COND_LIMIT"]
+
+#: condition number of the equilibrated Hessian above which the primal form
+#: switches from Cholesky to QR: Cholesky then keeps about 12 digits
+CHOLESKY_COND_LIMIT = 1e4
+#: largest stacked factor (bytes) the QR form will build; beyond it the primal
+#: form keeps Cholesky and reports the condition number
+QR_MAX_BYTES = 2**30
 
 
 class SingularHessianError(ValueError):
@@ -30,6 +48,38 @@ _FIX = (
     "positive value (for example damping=1e-3), use a penalised model (Ridge, "
     "C < inf), or remove duplicated or constant features."
 )
+
+
+def _qr_fits(system):
+    """Whether the stacked dense factor of ``system`` is small enough for QR."""
+    return 8 * (system.n_factor_rows + system.n_parameters) * system.n_parameters \
+        <= QR_MAX_BYTES
+
+
+def _equilibrated_cholesky(H):
+    """Cholesky of ``S H S`` (``S`` the inverse root of the diagonal) and the
+    estimated condition number of ``S H S``; ``(None, None)`` if it fails."""
+    diagonal = np.diag(H).copy()
+    if not np.all(np.isfinite(H)) or np.any(diagonal <= 0):
+        return (None, None) if not np.all(np.isfinite(H)) else _plain_cholesky(H)
+    scale = 1.0 / np.sqrt(diagonal)
+    Hs = H * scale[:, None] * scale[None, :]
+    try:
+        factor = la.cho_factor(Hs, lower=True, check_finite=False)
+    except la.LinAlgError:
+        return None, None
+    anorm = np.abs(Hs).sum(axis=0).max()
+    rcond, info = lapack.dpocon(factor[0], anorm, uplo="L")
+    condition = 1.0 / rcond if info == 0 and rcond > 0 else np.inf
+    return (factor, scale), condition
+
+
+def _plain_cholesky(H):
+    try:
+        factor = la.cho_factor(H, lower=True, check_finite=False)
+    except la.LinAlgError:
+        return None, None
+    return (factor, np.ones(H.shape[0])), np.inf
 
 
 def _cholesky(matrix, what):
@@ -54,8 +104,10 @@ class DirectSolver:
     ----------
     damping : float, default=0.0
         Added to the diagonal of the Hessian.
-    form : {"auto", "primal", "dual"}, default="auto"
-        "auto" picks the smaller of the two factorisations.
+    form : {"auto", "primal", "dual", "qr"}, default="auto"
+        "auto" picks the smaller of the primal and dual factorisations, and the
+        primal one switches to "qr" when the Hessian is ill-conditioned.
+        "qr" always factorises the stacked factor ``[J; sqrt(P)]`` (dense).
     pinv_rtol : float or None, default=None
         Use a pseudo-inverse (eigendecomposition) that drops eigenvalues below
         ``pinv_rtol`` times the largest, instead of requiring an invertible
@@ -64,8 +116,10 @@ class DirectSolver:
     Attributes
     ----------
     diagnostics_ : dict
-        ``form`` ("primal", "dual" or "pseudo-inverse"), ``size`` of the
-        factorised matrix and, for the pseudo-inverse, ``rank``.
+        ``form`` ("primal", "dual", "qr" or "pseudo-inverse"), ``size`` of the
+        factorised matrix, ``condition`` (estimated condition number of the
+        equilibrated Hessian, primal and qr forms) and, for the
+        pseudo-inverse, ``rank``.
     """
 
     def __init__(self, damping=0.0, form="auto", pinv_rtol=None):
@@ -85,9 +139,20 @@ class DirectSolver:
             r = system.n_factor_rows + (0 if null is None else null.shape[1])
             free = np.count_nonzero(diag <= 0)
             form = "dual" if r + free < d and free < d else "primal"
+        condition = None
+        for name in ("_orthogonal", "_factor_leverage", "_pinv", "_primal"):
+            self.__dict__.pop(name, None)
         if form == "dual":
             self._fit_dual(system.hessian_factor(), diag, null)
             size = self._kernel[0].shape[0]
+        elif form == "qr":
+            condition = self._fit_orthogonal(system, diag, null)
+            size = d
+        elif form == "pseudo-inverse" and _qr_fits(system):
+            # singular values of the factor: the square roots of the eigenvalues
+            condition = self._fit_orthogonal(system, diag, null,
+                                             sv_rtol=np.sqrt(self.pinv_rtol))
+            size = d
         else:
             H = system.hessian()
             H[np.diag_indices_from(H)] += self.damping
@@ -96,13 +161,118 @@ class DirectSolver:
             if form == "pseudo-inverse":
                 self._fit_pinv(H)
             else:
-                self._primal = _cholesky(H, "Hessian")
+                self._primal, condition = _equilibrated_cholesky(H)
+                if (condition is None or condition > CHOLESKY_COND_LIMIT) and \
+                        self.form == "auto" and _qr_fits(system):
+                    form = "qr"
+                    condition = self._fit_orthogonal(system, diag, null)
+                elif condition is None:
+                    raise SingularHessianError(
+                        f"The Hessian is singular or not positive definite. {_FIX}")
             size = d
         self.form_ = form
         self.diagnostics_ = {"form": form, "size": size}
+        if condition is not None:
+            self.diagnostics_["condition"] = condition
         if form == "pseudo-inverse":
             self.diagnostics_["rank"] = self._rank
         return self
+
+    # ------------------------------------------------------------ qr / svd
+    def _fit_orthogonal(self, system, diag, null, sv_rtol=None):
+        """Factorise the stacked factor ``A = [J; sqrt(P); N^T]`` without
+        forming ``A^T A``; returns the condition number of the Hessian.
+
+        The intercept columns (``system.intercept_columns()``) come first:
+        ``A_U = Q_U R_U`` and every other column is orthogonalised against
+        ``Q_U`` on its raw values, twice (centring, with reorthogonalisation),
+        ``A = [Q_U, F] T`` with ``T = [[R_U, C], [0, I]]``. The centred rest
+        ``F`` is factorised by Householder QR of its unit-norm columns or, with
+        ``sv_rtol`` (a pseudo-inverse), by an SVD that drops singular values
+        below ``sv_rtol`` times the largest: the minimum-norm solution over the
+        non-intercept parameters with the intercepts free, as scikit-learn's
+        ``LinearRegression`` computes it on centred data.
+        """
+        J = system.hessian_factor()
+        J = J.toarray() if sp.issparse(J) else np.asarray(J, dtype=float)
+        n_rows, d = J.shape
+        rows = [J]
+        penalised = np.flatnonzero(diag > 0)
+        if penalised.size:
+            P = np.zeros((penalised.size, d))
+            P[np.arange(penalised.size), penalised] = np.sqrt(diag[penalised])
+            rows.append(P)
+        if null is not None:
+            rows.append(null.T)
+        first = np.asarray(getattr(system, "intercept_columns", lambda: [])(),
+                           dtype=np.intp)
+        order = np.concatenate([first, np.setdiff1d(np.arange(d), first)])
+        A = np.vstack(rows)[:, order]
+        absent = np.linalg.norm(A, axis=0) == 0
+        if np.any(absent) and sv_rtol is None:
+            raise SingularHessianError(
+                f"The Hessian is singular: parameters {np.sort(order[absent])} do not "
+                f"enter the objective. {_FIX}")
+        k = first.size
+        T = np.eye(d)
+        rest = A[:, k:]
+        leverage = np.zeros(n_rows)
+        if k:
+            # exact data stay exact when centred on their raw values
+            Q_first, T[:k, :k] = la.qr(A[:, :k], mode="economic", check_finite=False)
+            for _ in range(2):
+                coupling = Q_first.T @ rest
+                rest = rest - Q_first @ coupling
+                T[:k, k:] += coupling
+            leverage += np.einsum("ij,ij->i", Q_first[:n_rows], Q_first[:n_rows])
+        if sv_rtol is None:
+            norms = np.linalg.norm(rest, axis=0)
+            norms[norms == 0] = 1.0
+            Q_rest, R_rest = la.qr(rest / norms, mode="economic", check_finite=False)
+            T[k:, k:] = R_rest * norms  # T is now the R of A's QR
+            leverage += np.einsum("ij,ij->i", Q_rest[:n_rows], Q_rest[:n_rows])
+            diagonal = np.abs(np.diag(T))
+            if diagonal.min() <= np.finfo(float).eps * d * diagonal.max():
+                raise SingularHessianError(
+                    "The Hessian is singular: its square-root factor is rank "
+                    f"deficient (collinear or constant features). {_FIX}")
+            self._orthogonal = ("qr", T, order, None)
+            rcond = lapack.dtrcon(T / np.linalg.norm(T, axis=0), norm="1", uplo="U")[0]
+            condition = 1.0 / max(rcond, np.finfo(float).tiny) ** 2
+        else:
+            U, sv, Vt = la.svd(rest, full_matrices=False, check_finite=False)
+            keep = sv > sv_rtol * sv[0] if sv.size and sv[0] > 0 else np.zeros(0, bool)
+            self._rank = int(k + keep.sum())
+            U, sv, Vt = U[:, keep], sv[keep], Vt[keep]
+            leverage += np.einsum("ij,ij->i", U[:n_rows], U[:n_rows])
+            self._orthogonal = ("svd", T, order, (Vt.T, 1.0 / sv**2))
+            condition = (sv[0] / sv[-1]) ** 2 if sv.size else np.inf
+        self._factor_leverage = leverage
+        return condition
+
+    def _solve_orthogonal(self, B):
+        kind, T, order, svd = self._orthogonal
+        Y = la.solve_triangular(T, B[order], trans="T", check_finite=False)
+        if kind == "qr":
+            Z = la.solve_triangular(T, Y, check_finite=False)
+        else:
+            k = T.shape[0] - svd[0].shape[0]
+            V, inv_sq = svd
+            Y[k:] = V @ (inv_sq[:, None] * (V.T @ Y[k:]))
+            Z = la.solve_triangular(T, Y, check_finite=False)
+        X = np.empty_like(B)
+        X[order] = Z
+        return X
+
+    def factor_leverage(self):
+        """Leverages ``J_k H^{-1} J_k^T`` of the rows of ``J``, or None.
+
+        Exact squared row norms of the orthogonal factor (qr and
+        pseudo-inverse forms on dense factors); other forms return None.
+        """
+        return getattr(self, "_factor_leverage", None) \
+            if self.form_ in ("qr", "pseudo-inverse") and hasattr(self, "_orthogonal") \
+            else None
 
     # ------------------------------------------------------------ primal
     def _fit_pinv(self, H):
@@ -159,7 +329,11 @@ class DirectSolver:
         one = B.ndim == 1
         B = B[:, None] if one else B
         if self.form_ == "primal":
-            X = la.cho_solve(self._primal, B, check_finite=False)
+            factor, scale = self._primal
+            X = scale[:, None] * la.cho_solve(factor, scale[:, None] * B,
+                                              check_finite=False)
+        elif hasattr(self, "_orthogonal"):
+            X = self._solve_orthogonal(B)
         elif self.form_ == "pseudo-inverse":
             vecs, inv_vals = self._pinv
             X = vecs @ (inv_vals[:, None] * (vecs.T @ B))

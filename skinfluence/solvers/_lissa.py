@@ -112,6 +112,9 @@ class LissaSolver:
         (relative, per column) and ``repeats``.
     """
 
+    #: its solves are stochastic and costly: the fit check skips them
+    stochastic = True
+
     def __init__(self, damping=0.0, scale=None, depth=None, repeats=1,
                  batch_size=None, tol=1e-5, max_depth=20000, safety=1.1,
                  random_state=None):
