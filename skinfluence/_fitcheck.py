@@ -114,33 +114,36 @@ def check_fit(family, problem, solver, estimator=None, *, gradient_tol=0.05):
                             problem.theta - step)
         gap = max(_relative_change(moved.residuals, problem.residuals),
                   _relative_change(moved.curvature, problem.curvature))
-    if gap > gradient_tol:
+    interpolates = (family.quadratic and not penalised
+                    and problem.n_samples <= family.n_parameters)
+    if gap > gradient_tol and not interpolates:  # residuals are rounding there
+        causes = []
+        if _stopped_early(estimator):
+            causes.append(f"it stopped at max_iter={estimator.max_iter} (raise "
+                          "max_iter, or scale the features)")
         if separated:
-            messages.append(("separable", (
-                f"{name} separates the training classes (every row on its correct "
-                "side) and is not at its optimum: one Newton step would change "
-                f"the removal gradients and curvatures by {gap:.2g} (relative). "
-                "With separable classes only the penalty keeps the optimum finite "
-                f"(C={getattr(family, 'C', np.nan):g}), so the coefficients are "
-                "large and solvers converge slowly. Use a smaller C; influence "
-                "values are typically off by one to five times that change.")))
-        else:
-            cause = (
-                f"it stopped at max_iter={estimator.max_iter} (raise max_iter or "
-                "scale the features)" if _stopped_early(estimator) else
+            causes.append(
+                "it separates the training classes (every row on its correct "
+                "side), where only the penalty keeps the optimum finite "
+                f"(C={getattr(family, 'C', np.nan):g}): the coefficients are large "
+                "and solvers converge slowly (use a smaller C"
+                + (f", or a tol below {estimator.tol:g}" if hasattr(estimator, "tol")
+                   and not _stopped_early(estimator) else "") + ")")
+        if not causes:
+            causes.append(
                 "it was fitted on other data (pass fit the same X, y and "
                 "sample_weight) or stopped early (lower its tol"
                 + (f", now {estimator.tol:g}" if hasattr(estimator, "tol") else "")
                 + ", or raise max_iter)")
-            messages.append(("not_converged", (
-                f"{name} does not look fitted on this data: one Newton step from its "
-                "coefficients would change the removal gradients and curvatures "
-                f"that influence is made of by {gap:.2g} (relative; Newton "
-                f"decrement {decrement:.2g}); influence values are typically off by "
-                "one to five times that. Likely "
-                f"{cause}. loo(method='exact') and 'refit' use the "
-                "exact optimum; explain() linearises at the fitted coefficients.")))
-    if family.quadratic and not penalised and problem.n_samples <= family.n_parameters:
+        messages.append(("separable" if separated else "not_converged", (
+            f"{name} does not look fitted on this data: one Newton step from its "
+            "coefficients would change the removal gradients and curvatures that "
+            f"influence is made of by {gap:.2g} (relative; Newton decrement "
+            f"{decrement:.2g}); influence values are typically off by one to five "
+            f"times that. Likely {'; and '.join(causes)}. loo(method='exact') and "
+            "'refit' use the exact optimum; explain() linearises at the fitted "
+            "coefficients.")))
+    if interpolates:
         messages.append(("interpolation", (
             f"{name} has {family.n_parameters} parameters for {problem.n_samples} "
             "rows and no penalty: it interpolates the training data (leverage 1), "

@@ -137,8 +137,18 @@ class FittedInfluence:
             return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
                                   else (Z[:, 0] > 0).astype(int)]
         y = column_or_1d(y)
-        if y.shape[0] != X.shape[0]:
+        if X is not None and y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
+        if family.is_classifier:
+            family.class_index(y)  # unseen labels raise, naming them
+        else:
+            values = np.asarray(y, dtype=float)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                raise ValueError(
+                    f"y contains NaN or infinity at test rows {bad[:10].tolist()}"
+                    f"{' ...' if bad.size > 10 else ''}: their loss is undefined. "
+                    "Drop those rows or fix their targets.")
         return y
 
     def test_targets(self, X, y):
@@ -231,10 +241,12 @@ class FittedInfluence:
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
                                              out=influence):
                 pass
-            return influence
+            return self._refit_interpolated(X, y, influence)
 
         influence = np.empty((n_test, n_train))
-        rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+        rho[self.interpolated_rows()] = 0.0
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
                                     X[rows])
@@ -246,6 +258,39 @@ class FittedInfluence:
             moved = family.loss(np.repeat(Yr, n_train, axis=0),
                                 (Zr[:, None, :] + dZ).reshape(m * n_train, K))
             influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
+        return self._refit_interpolated(X, y, influence)
+
+    def interpolated_rows(self):
+        """Training rows the model interpolates (leverage 1), cached.
+
+        Only possible when no penalty acts on the coefficients (LinearRegression,
+        ``C=np.inf``); influence is undefined there, so :meth:`explain` fills
+        their columns with leave-one-out refits.
+        """
+        if getattr(self, "_interpolated", None) is None:
+            fam = self.family
+            penalty = self.problem.penalty.reshape(fam.n_outputs, fam.n_columns)
+            if np.any(penalty[:, : fam.n_features] > 0) or self.estimator is None:
+                self._interpolated = np.empty(0, dtype=np.intp)
+            else:
+                rows = np.arange(self.n_samples)
+                self.leverage()
+                self._interpolated = rows[self.unit_leverage(rows)]
+        return self._interpolated
+
+    def _refit_interpolated(self, X, y, influence):
+        """Replace the columns of interpolated rows by leave-one-out refits."""
+        rows = self.interpolated_rows()
+        if rows.size == 0:
+            return influence
+        labels = self.test_labels(X, y)
+        influence[:, rows] = refit_loo(self.estimator, self.problem.X, self.problem.y,
+                                       self.sample_weight, X, labels, rows)
+        warnings.warn(
+            f"The model interpolates training row(s) {rows[:10].tolist()}"
+            f"{' ...' if rows.size > 10 else ''} (leverage 1), where influence is "
+            "undefined: their columns are exact leave-one-out refits.",
+            UserWarning, stacklevel=4)
         return influence
 
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):

@@ -7,12 +7,18 @@ methods.
 """
 
 from .cleaning import SUSPICION, loo_self_loss, rank_suspicious, validation_influence
-from .diagnostics import parameter_influence, prediction_influence, regression_diagnostics
+from .diagnostics import (
+    glm_diagnostics,
+    parameter_influence,
+    prediction_influence,
+    regression_diagnostics,
+)
 from .groups import group_index, group_influence, group_steps, refit_groups
 from .perturbation import perturbation_influence
 
 __all__ = [
     "SUSPICION",
+    "glm_diagnostics",
     "group_index",
     "group_influence",
     "group_steps",

@@ -6,15 +6,19 @@ squares fit (leverage, studentised residuals, Cook's distance, DFFITS,
 DFBETA(S)).
 """
 
+import copy
+
 import numpy as np
+from scipy.special import expit
 from sklearn.utils import Bunch
 
-from .._influence import newton_rho
-from ..exact import polish_optimum
-from ..families import SquaredLossFamily
+from .._influence import leverage_blocks, newton_rho
+from ..exact import newton_block, polish_optimum
+from ..families import BinaryLogisticFamily, SquaredLossFamily
 from ._memory import row_blocks
 
-__all__ = ["parameter_influence", "prediction_influence", "regression_diagnostics"]
+__all__ = ["parameter_influence", "prediction_influence", "regression_diagnostics",
+           "glm_diagnostics"]
 
 
 def parameter_influence(fitted, rows=None, method="first_order"):
@@ -127,3 +131,76 @@ def regression_diagnostics(fitted):
                  dffits=dffits, covratio=covratio, dfbeta=dfbeta, dfbetas=dfbetas,
                  sigma2=sigma2, sigma2_loo=sigma2_loo, n_parameters=p, params=theta,
                  params_stderr=np.sqrt(sigma2 * inv_diag))
+
+
+def glm_diagnostics(fitted, exact_dfbeta=True):
+    """Influence diagnostics of a binary logistic regression (binomial GLM).
+
+    R's ``influence.measures`` definitions for a binomial GLM with prior
+    weights ``w_i`` (the sample weights) at the exact optimum: hat values of
+    the weighted design, Pearson and deviance residuals, their standardised
+    versions, R's ``rstudent.glm`` approximation, Cook's distance from the
+    Pearson residuals, DFBETA as R's ``dfbeta`` computes it (the one-step
+    formula with the deviance residuals in place of the Pearson ones),
+    Pregibon's one-step DFBETA ``(X^T W X)^{-1} x_i (y_i - p_i) / (1 - h_i)``
+    (one Newton step with the leave-one-out Hessian) and, with
+    ``exact_dfbeta``, the exact leave-one-out change (the Newton engine).
+    With a penalty (finite ``C``) the Hessian includes it and ``p`` is the
+    trace of the hat matrix.
+    """
+    problem, family, solver = fitted.problem, fitted.family, fitted.solver
+    if not isinstance(family, BinaryLogisticFamily):
+        raise ValueError(
+            "GLM diagnostics are defined for a binary LogisticRegression; got the "
+            f"{type(family).__name__} family. For several classes use "
+            "self_influence(), parameter_influence() or explain().")
+    X, y, sample_weight = problem.X, problem.y, problem.sample_weight
+    theta, _ = polish_optimum(family, X, y, sample_weight, problem.theta)
+    at_optimum = family.bind(X, y, sample_weight, theta)
+    # prior weights of the log-likelihood: sample weight times class weight
+    w = at_optimum.weights[:, 0] / (1.0 if np.isinf(family.C) else family.C)
+    p_hat = expit(at_optimum.Z[:, 0])
+    target = at_optimum.Y[:, 0]
+    # leverage at the optimum: one solve per row block with its own Hessian
+    optimum_solver = copy.deepcopy(solver).fit(at_optimum)
+    M = leverage_blocks(at_optimum, optimum_solver)
+    h = at_optimum.curvature[:, 0] * M[:, 0, 0]
+    variance = p_hat * (1.0 - p_hat)
+    pearson = np.sqrt(w) * (target - p_hat) / np.sqrt(variance)
+    deviance_terms = -2.0 * family.output_losses(at_optimum.Y, at_optimum.Z)[:, 0]
+    deviance = np.sign(target - p_hat) * np.sqrt(np.maximum(-w * deviance_terms, 0.0))
+    penalised = np.any(at_optimum.penalty > 0)
+    n_parameters = float(h.sum()) if penalised else family.n_parameters
+    with np.errstate(divide="ignore", invalid="ignore"):
+        standardised_deviance = deviance / np.sqrt(1.0 - h)
+        standardised_pearson = pearson / np.sqrt(1.0 - h)
+        studentised = np.sign(deviance) * np.sqrt(deviance**2 + h * pearson**2 / (1.0 - h))
+        cooks = (pearson / (1.0 - h)) ** 2 * h / n_parameters
+        rho = at_optimum.residuals / (1.0 - h)[:, None]
+    view = _At(at_optimum, optimum_solver)
+    rows = np.arange(len(y))
+    one_step = -_parameter_steps(view, rows, rho)
+    # R's dfbeta() for a GLM: lm.influence on the working model, which puts
+    # the deviance residuals where the one-step formula has the Pearson ones
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_style = (-np.sqrt(at_optimum.curvature[:, 0]) * deviance / (1.0 - h))[:, None]
+    dfbeta = -_parameter_steps(view, rows, r_style)
+    out = Bunch(leverage=h, pearson_residuals=pearson, deviance_residuals=deviance,
+                resid_standardized_deviance=standardised_deviance,
+                resid_standardized_pearson=standardised_pearson,
+                resid_studentized=studentised, cooks_distance=cooks,
+                dfbeta=dfbeta, dfbeta_one_step=one_step, params=theta,
+                n_parameters=n_parameters)
+    if exact_dfbeta:
+        rows = np.arange(len(y))
+        thetas = [newton_block(at_optimum, optimum_solver, rows[s : s + 64])[0]
+                  for s in range(0, len(rows), 64)]
+        out.dfbeta_exact = theta[None, :] - np.hstack(thetas).T
+    return out
+
+
+class _At:
+    """A fitted-influence view of another point (no class re-balancing)."""
+
+    def __init__(self, problem, solver):
+        self.problem, self.solver, self.class_shift = problem, solver, None

@@ -2,7 +2,10 @@
 
 import numpy as np
 from scipy.stats import spearmanr
+from numbers import Integral
+
 from sklearn.utils import Bunch, _safe_indexing, check_random_state
+from sklearn.utils.validation import _num_samples
 
 __all__ = ["trust_report", "plot_estimated_vs_actual"]
 
@@ -27,7 +30,17 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
     See :meth:`InfluenceExplainer.trust_report` for the parameters.
     """
     rng = check_random_state(random_state)
-    n_rows = X.shape[0]
+    n_rows = _num_samples(X)
+    if y is not None and _num_samples(y) != n_rows:
+        raise ValueError(
+            f"X has {n_rows} rows but y has {_num_samples(y)}; pass the targets of "
+            "the same test rows.")
+    for name, value in (("n_test", n_test), ("n_train", n_train), ("k", k)):
+        if value is not None and (not isinstance(value, Integral) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None; got "
+                             f"{value!r}.")
+    if y is not None:
+        explainer.validate_targets(y)  # every target, not only the sampled ones
     test_rows = np.arange(n_rows)
     if n_test is not None and n_test < n_rows:
         test_rows = np.sort(rng.choice(n_rows, size=n_test, replace=False))

@@ -61,6 +61,16 @@ def family_for(estimator, *, smoothing=0.03):
             if isinstance(estimator, cls):
                 builder = candidate
                 break
+    if builder is None and isinstance(estimator, str):
+        raise TypeError(
+            f"The model to explain is the string {estimator!r} (a Pipeline ending "
+            "in 'passthrough' or None has no model at its end). Put the fitted "
+            f"model as the last step; supported: {', '.join(SUPPORTED_ESTIMATORS)}.")
+    if builder is None and hasattr(estimator, "best_estimator_"):
+        raise TypeError(
+            f"{type(estimator).__name__} is a search over models, not a model: pass "
+            "its refitted best model, InfluenceExplainer(search.best_estimator_) "
+            "(requires refit=True), with the data it was refitted on.")
     if builder is None:
         raise TypeError(
             f"{type(estimator).__name__} is not supported. skinfluence computes "

@@ -44,14 +44,20 @@ class ClassificationFamily(LinearFamily):
             y = y[:, 0]
         if y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
-        idx = np.searchsorted(self.classes, y)
-        idx = np.clip(idx, 0, len(self.classes) - 1)
-        unseen = self.classes[idx] != y
+        try:
+            idx = np.searchsorted(self.classes, y)
+            idx = np.clip(idx, 0, len(self.classes) - 1)
+            unseen = np.asarray(self.classes[idx] != y, dtype=bool)
+        except TypeError:  # labels of another type than the classes (int vs str)
+            idx = np.zeros(len(y), dtype=np.intp)
+            unseen = np.ones(len(y), dtype=bool)
         if np.any(unseen):
+            shown = sorted({repr(v) for v in y[unseen].tolist()})[:10]
             raise ValueError(
                 f"y contains labels the estimator was not fitted on: "
-                f"{np.unique(y[unseen]).tolist()}. Known classes are "
-                f"{self.classes.tolist()}."
+                f"[{', '.join(shown)}]. Known classes are "
+                f"{self.classes.tolist()} (of type {type(self.classes[0]).__name__}); "
+                "pass the labels in the same form the estimator was fitted with."
             )
         return idx
 

@@ -20,24 +20,33 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = ["ConjugateGradientSolver", "system_operator"]
 
 
+class _SystemOperator:
+    """``V -> (H + damping I + N N^T) V`` for a Hessian system (picklable)."""
+
+    def __init__(self, system, damping):
+        self.system = system
+        self.damping = damping
+        self.null = system.null_space()
+
+    def __call__(self, V, rows=None):
+        out = self.system.hvp(V) if rows is None else self.system.hvp(V, rows=rows)
+        if self.damping:
+            out = out + self.damping * V
+        if self.null is not None:
+            out = out + self.null @ (self.null.T @ V)
+        return out
+
+
 def system_operator(system, damping=0.0):
     """Return ``(matvec, diagonal)`` of ``H + damping I + N N^T``.
 
     ``N`` is the system's null-space basis (if any): adding ``N N^T`` makes the
     operator positive definite without changing ``H^{-1} b`` for right-hand
-    sides orthogonal to ``N``.
+    sides orthogonal to ``N``. ``matvec`` is picklable (an explainer with an
+    iterative solver can be saved with joblib).
     """
-    null = system.null_space()
-    hvp = system.hvp
-
-    def matvec(V, rows=None):
-        out = hvp(V) if rows is None else hvp(V, rows=rows)
-        if damping:
-            out = out + damping * V
-        if null is not None:
-            out = out + null @ (null.T @ V)
-        return out
-
+    matvec = _SystemOperator(system, damping)
+    null = matvec.null
     diagonal = None
     if hasattr(system, "hessian_diagonal"):
         diagonal = np.asarray(system.hessian_diagonal(), dtype=float) + damping

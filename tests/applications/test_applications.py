@@ -334,8 +334,13 @@ def test_regression_diagnostics_ridge_and_refusal():
     loo = explainer.loo(X, None, method="refit")
     np.testing.assert_allclose(y - (explainer.predict(X) + np.diag(loo)), press,
                                rtol=1e-8)
-    with pytest.raises(ValueError, match="LinearRegression"):
-        fitted("logistic")[0].regression_diagnostics()
+    # binary logistic regression gets the GLM diagnostics; more classes refuse
+    assert "deviance_residuals" in fitted("logistic")[0].regression_diagnostics(
+        exact_dfbeta=False)
+    X3, y3 = classification(n_classes=3)
+    multinomial = InfluenceExplainer(LogisticRegression().fit(X3, y3)).fit(X3, y3)
+    with pytest.raises(ValueError, match="binary LogisticRegression"):
+        multinomial.regression_diagnostics()
 
 
 # ------------------------------------------------------------ perturbation
