@@ -44,9 +44,11 @@ class SingularHessianError(ValueError):
 
 _FIX = (
     "This happens without a penalty on collinear features or separable classes, "
-    "or when the estimator is far from its optimum. Set damping to a small "
-    "positive value (for example damping=1e-3), use a penalised model (Ridge, "
-    "C < inf), or remove duplicated or constant features."
+    "or when the estimator is far from its optimum. Remove duplicated or "
+    "constant features, use a penalised model (Ridge, C < inf), or set damping "
+    "to a small positive value (for example damping=1e-3): damping adds to the "
+    "Hessian's diagonal, so the influence then describes a slightly more "
+    "penalised model and shrinks along the poorly determined directions."
 )
 
 
