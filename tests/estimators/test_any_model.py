@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from skinfluence import banzhaf, loo_refit, subsample_influence, tmc_shapley
 from skinfluence.estimators.subsets import top_k_overlap
@@ -42,6 +43,14 @@ def _log_loss_rows(model, X, y, classes):
                            np.finfo(float).eps, 1.0))
     assert rows[0] == pytest.approx(log_loss(y[:1], P[:1], labels=classes))
     return rows
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Brute-force refits here on one OpenMP/BLAS thread (boosting on a busy
+    2-core machine is otherwise 20x slower)."""
+    with threadpool_limits(1):
+        yield
 
 
 def _brute_loo(estimator, X, y, X_test, y_test, rows, measure):
@@ -164,7 +173,7 @@ def test_tmc_shapley_efficiency_and_enumeration():
             if i not in S:
                 w = factorial(len(S)) * factorial(4 - len(S)) / factorial(5)
                 exact[i] += w * (values[S | {i}] - u)
-    res = tmc_shapley(est, X, y, X_val, y_val, n_permutations=300, truncation_tol=0,
+    res = tmc_shapley(est, X, y, X_val, y_val, n_permutations=200, truncation_tol=0,
                       random_state=0)
     np.testing.assert_allclose(res.data_values.sum(), exact.sum(), rtol=1e-10)
     assert np.all(np.abs(res.data_values - exact) < 4 * res.stderr + 1e-12)
