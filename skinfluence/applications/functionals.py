@@ -69,13 +69,15 @@ from .._influence import newton_rho
 from ..exact import newton_block, newton_minimize
 from .groups import group_index, group_steps
 
-__all__ = ["FUNCTIONALS", "Functional", "functional_influence", "functional_of"]
+__all__ = ["FUNCTIONALS", "GAPS", "Functional", "functional_influence",
+           "functional_of", "gap_weights"]
 
 #: built-in functionals by name
 FUNCTIONALS = ("mean_loss", "accuracy", "roc_auc", "worst_group_loss",
                "demographic_parity", "equal_opportunity", "fpr_gap")
 
-_GAPS = ("demographic_parity", "equal_opportunity", "fpr_gap")
+#: the fairness gaps among them
+GAPS = ("demographic_parity", "equal_opportunity", "fpr_gap")
 
 
 class Functional:
@@ -114,6 +116,7 @@ def _soft_prediction(family, Z, temperature):
 
 
 def _two_groups(groups, n):
+    """Boolean masks of the smaller and the larger of the two group values."""
     if groups is None:
         raise ValueError("This functional needs groups: one group label per "
                          "evaluation row, with exactly two distinct values.")
@@ -290,28 +293,36 @@ def _roc_auc(family, y, T):
     return Functional(roc_auc)  # the pairs couple the rows: no row curvature
 
 
-def _gap(family, functional, y, groups, T):
-    if functional != "demographic_parity" and not family.is_classifier:
-        raise ValueError(f"functional={functional!r} needs a binary classifier.")
-
-    def gap_rows(n):
-        low, high = _two_groups(groups, n)
-        if functional == "demographic_parity":
-            return low, high
-        positive = _positive(family, y)
+def gap_weights(functional, groups, positive=None):
+    """Weights ``w`` (n_eval,) with ``gap = w @ s``: the mean of ``s`` over the
+    rows of the larger group value minus that over the smaller, restricted to
+    the positive rows (``"equal_opportunity"``) or the negative ones
+    (``"fpr_gap"``; ``positive`` a boolean array of the labels)."""
+    low, high = _two_groups(groups, np.shape(groups)[0] if groups is not None else 0)
+    if functional != "demographic_parity":
+        if positive is None:
+            raise ValueError("This functional needs y_eval, the true labels.")
         rows = positive if functional == "equal_opportunity" else ~positive
         low, high = low & rows, high & rows
         if not low.any() or not high.any():
             which = "positive" if functional == "equal_opportunity" else "negative"
             raise ValueError(f"functional={functional!r} needs {which} rows in both "
                              "groups.")
-        return low, high
+    w = np.zeros(low.shape[0])
+    w[high], w[low] = 1.0 / high.sum(), -1.0 / low.sum()
+    return w
+
+
+def _gap(family, functional, y, groups, T):
+    if functional != "demographic_parity" and not family.is_classifier:
+        raise ValueError(f"functional={functional!r} needs a binary classifier.")
+    positive = None if functional == "demographic_parity" else _positive(family, y)
 
     def weights(n):
-        low, high = gap_rows(n)
-        w = np.zeros(n)
-        w[high], w[low] = 1.0 / high.sum(), -1.0 / low.sum()
-        return w
+        if groups is not None and np.shape(groups)[0] != n:
+            raise ValueError(f"groups must have one label per evaluation row, "
+                             f"shape ({n},); got {np.shape(groups)}.")
+        return gap_weights(functional, groups, positive)
 
     def gap(Z):
         s, ds, _ = _soft_prediction(family, Z, T)
