@@ -670,8 +670,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``1/2 Delta_i^T H_F Delta_i`` (``H_F`` its Hessian in the
             parameters; functionals summed over rows, not the AUC): two block
             solves of ``d`` columns and ``O(n d^2)``. Exact with the step for
-            a quadratic functional of a squared-loss model. "auto": when the
-            model has at most 2000 parameters. False: the one-solve ``O(n d)``
+            a quadratic functional of a squared-loss model. "auto": for the
+            losses ("mean_loss", "worst_group_loss", a callable returning its
+            curvature) when the model has at most 2000 parameters; it helps
+            them most and can hurt the bounded sigmoid functionals (measured
+            in ``benchmarks/functionals.py``). False: the one-solve ``O(n d)``
             linearisation.
         train_groups : array-like of shape (n_train,) or list of array-like, default=None
             Remove groups of training rows together instead of single rows,

@@ -10,9 +10,9 @@ spread. The honest answer to "does cleaning by influence help?".
 Two engines refit:
 
 * ``"newton"`` (the supported linear models): the exact optimum of the
-  family's objective without the removed rows, by Newton's method from the
-  fitted coefficients (relative gradient norm 1e-10): what a tight refit
-  gives, in a fraction of the time;
+  family's objective without the removed rows, by damped Newton steps from
+  the full optimum (:class:`~skinfluence.estimators.SubsetEngine`, relative
+  gradient norm 1e-10): what a tight refit gives;
 * ``"refit"`` (any estimator or Pipeline): clones refitted without the rows,
   every refit with the same seed (see :mod:`skinfluence.exact.refit_any`).
 """
@@ -28,10 +28,9 @@ from sklearn.utils.validation import _num_samples
 from threadpoolctl import threadpool_limits
 
 from ..applications.functionals import GAPS, gap_weights
-from ..estimators.subsets import check_data, fitted_estimator
-from ..exact import newton_minimize
+from ..estimators.subsets import SubsetEngine, check_data, fitted_estimator
 from ..exact.refit_any import ModelRefits, describe_failures
-from ..families import family_for, has_family
+from ..families import has_family
 
 __all__ = ["METRICS", "removal_curve"]
 
@@ -101,22 +100,21 @@ def _removal_sets(order, counts):
     return [order[:k] for k in counts]
 
 
-def _newton_block(family, X, y, sample_weight, removals, X_eval, metric, labels):
+def _newton_block(engine, removals, X_eval, metric, theta):
+    family = engine.family
     out = np.empty(len(removals))
     failed = []
     with threadpool_limits(1):
         for position, rows in enumerate(removals):
-            keep = np.ones(X.shape[0], dtype=bool)
+            keep = np.ones(engine.n_samples, dtype=bool)
             keep[rows] = False
-            present = labels is None or np.unique(labels[keep]).size == len(
-                family.classes)
-            if not keep.any() or not present:
+            if not engine.fittable(keep):
                 out[position] = np.nan
                 failed.append((position, "a class has no row left"))
                 continue
-            theta, _ = newton_minimize(family, X[keep], y[keep], sample_weight[keep],
-                                       tol=1e-10)
-            out[position] = metric.of_decision(family, family.decision(X_eval, theta))
+            theta_keep = engine.fit(keep, theta)  # warm-started damped Newton
+            out[position] = metric.of_decision(family,
+                                               family.decision(X_eval, theta_keep))
     return out, failed
 
 
@@ -272,16 +270,17 @@ def _by_newton(estimator, X, y, X_eval, y_eval, removals, sample_weight, metric,
                groups, temperature, n_jobs):
     X, y, X_eval, y_eval, sample_weight = check_data(X, y, X_eval, y_eval,
                                                       sample_weight)
-    family = family_for(fitted_estimator(estimator, X, y, sample_weight))
+    fitted = fitted_estimator(estimator, X, y, sample_weight)
+    engine = SubsetEngine(fitted, X, y, sample_weight, engine="newton", tol=1e-10)
+    family = engine.family
     measure = _Metric(metric, y_eval, groups, temperature)
-    sw = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-    labels = family.class_index(y) if family.is_classifier else None
-    theta, _ = newton_minimize(family, X, y, sw, tol=1e-10)
+    with threadpool_limits(1):
+        theta = engine.fit(np.ones(X.shape[0], dtype=bool), family.theta)
     full = measure.of_decision(family, family.decision(X_eval, theta))
     blocks = range(0, len(removals), 8)
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_newton_block)(family, X, y, sw, removals[s : s + 8], X_eval, measure,
-                               labels) for s in blocks)
+        delayed(_newton_block)(engine, removals[s : s + 8], X_eval, measure, theta)
+        for s in blocks)
     errors = [(s + i, message) for s, part in zip(blocks, parts)
               for i, message in part[1]]
     return np.concatenate([part[0] for part in parts]), full, errors
