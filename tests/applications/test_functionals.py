@@ -305,3 +305,16 @@ def test_bad_input_names_the_fix(binary):
     with pytest.raises(ValueError, match="binary classifier or a regressor"):
         three.functional_influence(X_val3, "demographic_parity",
                                    groups=np.arange(len(y_val3)) % 2)
+
+
+def test_sparse_training_and_evaluation_rows(binary):
+    import scipy.sparse as sp
+
+    _, model, X_train, y_train, X_val, y_val, groups = binary
+    dense = InfluenceExplainer(model).fit(X_train, y_train)
+    sparse = InfluenceExplainer(model).fit(sp.csr_matrix(X_train), y_train)
+    for name in ("mean_loss", "demographic_parity"):
+        np.testing.assert_allclose(
+            sparse.functional_influence(sp.csr_matrix(X_val), name, y_val, groups),
+            dense.functional_influence(X_val, name, y_val, groups), rtol=1e-8,
+            atol=1e-14)
