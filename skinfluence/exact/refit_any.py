@@ -208,13 +208,10 @@ class ModelRefits:
         of all training rows."""
         dummy = (DummyClassifier(strategy="prior") if self.is_classifier
                  else DummyRegressor())
-        return dummy.fit(np.zeros((self.n_samples, 1)), self.y,
-                         sample_weight=self.sample_weight)
+        return dummy.fit(self.X, self.y, sample_weight=self.sample_weight)
 
     def outputs(self, est, X):
         """``(n, K)``: probabilities, the prediction, or the predicted class index."""
-        if isinstance(est, (DummyClassifier, DummyRegressor)):
-            X = np.zeros((_num_samples(X), 1))
         if self.kind == "proba":
             return np.asarray(est.predict_proba(X), dtype=float)
         prediction = np.asarray(est.predict(X))
@@ -285,6 +282,12 @@ class ModelRefits:
         else NaN.
         """
         S = len(subsets)
+        if S == 0:
+            K = len(self.classes) if self.kind == "proba" else 1
+            n_eval = 0 if X_eval is None else sum(_num_samples(part) for part in X_eval)
+            return Bunch(outputs=None if X_eval is None else np.empty((0, n_eval, K)),
+                         scores=None if score_data is None else np.empty(0),
+                         unfittable=np.zeros(0, dtype=bool), errors=[])
         # tasks of about 16 refits, at least 4 per worker (each refit is
         # independent: the split does not change any number)
         n_tasks = max(1, min(S, max(4 * effective_n_jobs(n_jobs), -(-S // 16))))
@@ -376,7 +379,14 @@ def refit_any_loo(estimator, X, y, sample_weight, X_test, y_test, removals, *,
     """
     refits = ModelRefits(estimator, X, y, sample_weight, scoring=scoring,
                          random_state=random_state, refit_seeds=refit_seeds)
-    removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in removals]
+    removals = [np.atleast_1d(np.asarray(r)) for r in removals]
+    n = refits.n_samples
+    for r in removals:
+        if r.size and (not np.issubdtype(r.dtype, np.integer) or r.min() < -n
+                       or r.max() >= n):
+            raise ValueError(f"train_indices must be integer positions in [0, {n}); "
+                             f"got {r.tolist()[:10]}.")
+    removals = [r.astype(np.intp) % n for r in removals]
     seeds = refits.seeds(len(removals) + 1)
     with threadpool_limits(1):
         full = refits.fit(np.ones(refits.n_samples, dtype=bool), seeds[0])

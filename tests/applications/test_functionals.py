@@ -318,3 +318,32 @@ def test_sparse_training_and_evaluation_rows(binary):
             sparse.functional_influence(sp.csr_matrix(X_val), name, y_val, groups),
             dense.functional_influence(X_val, name, y_val, groups), rtol=1e-8,
             atol=1e-14)
+
+
+@pytest.mark.parametrize("classes, name, class_weight", [
+    ([1, 7], "mean_loss", "balanced"),
+    ([0, 1, 2], "accuracy", None),
+    ([0, 1, 2], "mean_loss", "balanced"),
+])
+def test_second_order_term_is_the_quadratic_in_the_moved_outputs(classes, name,
+                                                                 class_weight):
+    """``grad F . dZ_i + 1/2 dZ_i^T F'' dZ_i`` with the Newton output shifts of
+    prediction_influence, written out densely here."""
+    X_train, X_val, y_train, y_val = digits(classes)
+    model = LogisticRegression(C=0.1, class_weight=class_weight, tol=1e-10,
+                               max_iter=5000).fit(X_train, y_train)
+    explainer = InfluenceExplainer(model).fit(X_train, y_train)
+    F = functional_of(explainer.family_, name, y_val, targets=y_val)
+    Z = explainer.family_.decision(X_val)
+    _, G = F(Z)
+    C = F.curvature(Z)
+    dZ = explainer.prediction_influence(X_val, method="newton")
+    if dZ.ndim == 2:
+        dZ, C = dZ[:, :, None], C[:, :, None]
+    elif C.ndim == 2:
+        C = C[:, :, None] * np.eye(C.shape[1])
+    expected = (np.einsum("jk,jik->i", G, dZ)
+                + 0.5 * np.einsum("jik,jkl,jil->i", dZ, C, dZ))
+    ours = explainer.functional_influence(X_val, name, y_val, second_order=True)
+    np.testing.assert_allclose(ours, expected, rtol=1e-7,
+                               atol=1e-9 * np.abs(expected).max())

@@ -340,3 +340,11 @@ def test_top_k_overlap():
     assert top_k_overlap(a, b, 2) == 0.5
     assert top_k_overlap(a, b, 2, largest=False) == 0.5
     assert top_k_overlap(a, a, 3) == 1.0
+
+
+def test_no_rows_and_bad_rows(cancer):
+    X, y, X_test, y_test = cancer
+    assert loo_refit(KNeighborsClassifier(), X, y, X_test, y_test,
+                     train_indices=[]).shape == (len(y_test), 0)
+    with pytest.raises(ValueError, match=r"integer positions in \[0, 50\)"):
+        loo_refit(KNeighborsClassifier(), X, y, X_test, y_test, train_indices=[50])
