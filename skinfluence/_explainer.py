@@ -683,6 +683,105 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             return applications.validation_influence(
                 self.influence_, self._prepare_X(X_val), y_val)
 
+    def functional_influence(self, X_eval, functional, y_eval=None, groups=None, *,
+                             method="newton", temperature=1.0, second_order="auto",
+                             train_groups=None, n_jobs=None):
+        """Change of one number of the model's outputs when each row is removed.
+
+        For a scalar functional ``F`` of the decision values on ``X_eval`` (the
+        mean loss, a smoothed accuracy or AUC, the worst group's loss, a
+        fairness gap), the predicted ``F(theta_{-i}) - F(theta)`` of every
+        training row, with ONE solve ``u = H^{-1} grad F`` and ``O(n d)``
+        after it (plus the second-order term of ``second_order``), never the
+        ``(n_eval, n_train)`` matrix. The functionals and their smoothing are
+        described in :mod:`skinfluence.applications.functionals`.
+
+        Parameters
+        ----------
+        X_eval : {array-like, sparse matrix, DataFrame} of shape (n_eval, n_features)
+            The rows the functional is measured on.
+        functional : str or callable
+            "mean_loss" (``validation_influence / n_eval``), "accuracy"
+            (smoothed: mean ``softmax(Z / T)`` of the true class), "roc_auc"
+            (smoothed: mean ``sigmoid((z_p - z_n) / T)`` over positive-negative
+            pairs), "worst_group_loss" (largest mean loss over ``groups``),
+            "demographic_parity", "equal_opportunity", "fpr_gap" (the gap in
+            mean ``sigmoid(z / T)``, the predicted probability of logistic
+            regression at ``T = 1``, over all rows, the positives or the
+            negatives: the group of the larger label minus the smaller; the
+            prediction itself for a regressor), or a callable
+            ``functional(Z, y_eval, groups)`` returning ``(value, gradient)``
+            with ``gradient`` of the shape of the decision values ``Z``
+            (n_eval, n_outputs).
+        y_eval : array-like of shape (n_eval,), default=None
+            True targets (needed by the accuracy, AUC and rate gaps); without
+            them the losses are taken as in :meth:`explain`.
+        groups : array-like of shape (n_eval,), default=None
+            Group label of each evaluation row (two values for a gap).
+        method : {"newton", "first_order", "exact"}, default="newton"
+            "newton": the functional's change along the leverage-corrected
+            leave-one-out step ``Delta_i = H^{-1} (rho_i (x) x~_i)`` (the step
+            of :meth:`explain` with ``method="newton"``), to second order
+            (see ``second_order``). "first_order": linearised, along
+            ``H^{-1} g_i``. "exact": the functional evaluated at every exact
+            leave-one-out optimum (Newton's method on the family's objective,
+            relative gradient norm 1e-10), ``O(n n_eval d)``, for checking.
+        temperature : float, default=1.0
+            ``T`` of the smoothed indicators above.
+        second_order : {"auto", True, False}, default="auto"
+            For "newton", add the functional's curvature along the step,
+            ``1/2 Delta_i^T H_F Delta_i`` (``H_F`` its Hessian in the
+            parameters; functionals summed over rows, not the AUC): two block
+            solves of ``d`` columns and ``O(n d^2)``. Exact with the step for
+            a quadratic functional of a squared-loss model. "auto": for the
+            losses ("mean_loss", "worst_group_loss", a callable returning its
+            curvature) when the model has at most 2000 parameters; it helps
+            them most and can hurt the bounded sigmoid functionals (measured
+            in ``benchmarks/functionals.py``). False: the one-solve ``O(n d)``
+            linearisation.
+        train_groups : array-like of shape (n_train,) or list of array-like, default=None
+            Remove groups of training rows together instead of single rows,
+            as in :meth:`group_influence` ("newton": one Newton step with the
+            group-removed Hessian; "exact": Newton's method without the group).
+        n_jobs : int, default=None
+            joblib workers for "exact".
+
+        Returns
+        -------
+        influence : ndarray of shape (n_train,) or (n_groups,)
+            Predicted (for "exact": actual) change of the functional when
+            each training row (group) is removed: positive means removing it
+            would raise the functional.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(80, 2))
+        >>> y = (X[:, 0] + rng.normal(size=80) > 0).astype(int)
+        >>> explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+        >>> group = (X[:, 1] > 0).astype(int)          # a sensitive attribute
+        >>> gap = explainer.functional_influence(X, "demographic_parity", groups=group)
+        >>> exact = explainer.functional_influence(X, "demographic_parity",
+        ...                                        groups=group, method="exact")
+        >>> bool(np.corrcoef(gap, exact)[0, 1] > 0.99)
+        True
+        """
+        check_is_fitted(self)
+        with self._small_threads():
+            values = applications.functional_influence(
+                self.influence_, self._prepare_X(X_eval), functional, y_eval, groups,
+                method=method, temperature=temperature, second_order=second_order,
+                train_groups=train_groups, n_jobs=n_jobs)
+        return self._per_training_row(values, train_groups)
+
+    def _per_training_row(self, values, train_groups=None):
+        """One value per training row (or group) as returned to the user: the
+        place where labelled (pandas) output is made."""
+        return values
+
     def loo_self_loss(self, method="newton_step", n_jobs=None):
         """Change of each training row's own loss when it is left out.
 

@@ -12,6 +12,9 @@ when something is drawn: ``pip install 'skinfluence[plots]'``.
   test row against the row's distance to the decision boundary.
 * :class:`InfluentialRowsDisplay`: a gallery of the most helpful and most
   harmful training rows for one test row (images, or a table).
+* :class:`RemovalCurveDisplay`: a metric after refitting without the top rows
+  of a score, against random removal with its spread
+  (:func:`~skinfluence.removal_curve`).
 """
 
 import numpy as np
@@ -21,6 +24,7 @@ __all__ = [
     "EstimatedVsActualDisplay",
     "InfluenceVsDistanceDisplay",
     "InfluentialRowsDisplay",
+    "RemovalCurveDisplay",
 ]
 
 _INSTALL = "pip install 'skinfluence[plots]'"
@@ -601,6 +605,154 @@ class InfluentialRowsDisplay:
                                   y_test=y_test, n_rows=n_rows,
                                   image_shape=image_shape, feature_names=feature_names,
                                   ax=ax, cmap=cmap)
+
+
+class RemovalCurveDisplay:
+    """A metric after removing the top rows by a score, against random removal.
+
+    The solid line is the metric of models refitted without the top
+    ``fraction`` of the training rows by the score; the dashed line and the
+    band are the mean and one standard deviation of random removals of the
+    same sizes. Several curves (for example two scores) can share one Axes:
+    call :meth:`plot` with the same ``ax``.
+
+    Parameters
+    ----------
+    fractions : array-like of shape (n_fractions,)
+        Shares of the training rows removed.
+    targeted : array-like of shape (n_fractions,)
+        The metric after removing the top rows.
+    random : array-like of shape (n_random, n_fractions), default=None
+        The metric after random removals.
+    metric : str, default="loss"
+        Axis label.
+    label : str, default=None
+        Legend entry of the targeted curve.
+
+    Attributes
+    ----------
+    random_mean, random_std : ndarray or None
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    line_ : Line2D
+        The targeted curve.
+    random_line_ : Line2D or None
+    band_ : PolyCollection or None
+
+    Examples
+    --------
+    >>> from skinfluence.plotting import RemovalCurveDisplay
+    >>> display = RemovalCurveDisplay([0, 0.1], [0.5, 0.3], [[0.5, 0.49], [0.5, 0.52]])
+    >>> [round(float(v), 3) for v in display.random_mean]
+    [0.5, 0.505]
+    """
+
+    def __init__(self, fractions, targeted, random=None, *, metric="loss",
+                 label=None):
+        self.fractions = np.asarray(fractions, float).ravel()
+        self.targeted = np.asarray(targeted, float).ravel()
+        if self.targeted.shape != self.fractions.shape:
+            raise ValueError(f"targeted must have one value per fraction "
+                             f"({self.fractions.size}); got {self.targeted.size}.")
+        self.random = None if random is None or np.size(random) == 0 else np.atleast_2d(
+            np.asarray(random, float))
+        if self.random is not None and self.random.shape[1] != self.fractions.size:
+            raise ValueError(f"random must have shape (n_random, "
+                             f"{self.fractions.size}); got {self.random.shape}.")
+        self.metric, self.label = metric, label
+        if self.random is None:
+            self.random_mean = self.random_std = None
+        else:
+            self.random_mean = np.nanmean(self.random, axis=0)
+            self.random_std = (np.nanstd(self.random, axis=0, ddof=1)
+                               if self.random.shape[0] > 1 else
+                               np.zeros(self.fractions.size))
+
+    def plot(self, ax=None, *, title=None, show_random=True, **line_kwargs):
+        """Draw the targeted curve and, if any, the random band.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        title : str, default=None
+        show_random : bool, default=True
+            Draw the random removals (turn off for a second curve on the
+            same Axes).
+        **line_kwargs
+            Passed to ``Axes.plot`` for the targeted curve.
+
+        Returns
+        -------
+        display : RemovalCurveDisplay
+        """
+        ax = _new_axes(f"{type(self).__name__}.plot", ax, (5.0, 3.6))
+        x = 100 * self.fractions
+        line_kwargs.setdefault("marker", "o")
+        line_kwargs.setdefault("label", self.label or "top rows by score")
+        (self.line_,) = ax.plot(x, self.targeted, **line_kwargs)
+        self.random_line_ = self.band_ = None
+        if show_random and self.random is not None:
+            (self.random_line_,) = ax.plot(x, self.random_mean, color="grey", ls="--",
+                                           label=f"random ({self.random.shape[0]} "
+                                                 "draws, mean +- sd)")
+            self.band_ = ax.fill_between(x, self.random_mean - self.random_std,
+                                         self.random_mean + self.random_std,
+                                         color="grey", alpha=0.25, lw=0)
+        ax.set_xlabel("training rows removed (%)")
+        ax.set_ylabel(self.metric)
+        ax.legend(fontsize="small")
+        if title is not None:
+            ax.set_title(title)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    @classmethod
+    def from_curve(cls, curve, *, label=None, ax=None, title=None, show_random=True,
+                   **line_kwargs):
+        """Plot the result of :func:`~skinfluence.removal_curve`.
+
+        Parameters
+        ----------
+        curve : Bunch
+            As returned by :func:`~skinfluence.removal_curve`.
+        label, ax, title, show_random, **line_kwargs
+            As in the constructor and :meth:`plot`.
+
+        Returns
+        -------
+        display : RemovalCurveDisplay
+        """
+        return cls(curve.fractions, curve.targeted, curve.random, metric=curve.metric,
+                   label=label).plot(ax=ax, title=title, show_random=show_random,
+                                     **line_kwargs)
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, X_eval, y_eval, scores, *, label=None,
+                       ax=None, title=None, **kwargs):
+        """Compute :func:`~skinfluence.removal_curve` and plot it.
+
+        Parameters
+        ----------
+        estimator, X, y, X_eval, y_eval, scores
+            As in :func:`~skinfluence.removal_curve`.
+        label, ax, title
+            As in :meth:`plot`.
+        **kwargs
+            Passed to :func:`~skinfluence.removal_curve` (``fractions``,
+            ``direction``, ``metric``, ``n_random``, ...).
+
+        Returns
+        -------
+        display : RemovalCurveDisplay
+            With the computed result in ``curve_``.
+        """
+        from .evaluation import removal_curve
+
+        _pyplot(f"{cls.__name__}.from_estimator")
+        curve = removal_curve(estimator, X, y, X_eval, y_eval, scores, **kwargs)
+        display = cls.from_curve(curve, label=label, ax=ax, title=title)
+        display.curve_ = curve
+        return display
 
 
 def _fmt(value):

@@ -76,6 +76,24 @@ def check_loo_dask(g, out):
     assert g["display"].pearson > 0.9
 
 
+def check_boosting_any_model(g, out):
+    at = g["at"]
+    for curve in g["curves"].values():
+        assert curve.engine == "refit"
+        assert curve.targeted[at] < curve.random_mean[at]
+    assert g["flipped"][g["removed"]].mean() > 2 * g["flipped"].mean()
+    assert g["agreement"].pearson > 0
+
+
+def check_fairness_gap(g, out):
+    gap, at = g["curves"]["demographic_parity"], g["at"]
+    assert gap.engine == "newton"
+    assert gap.targeted[at] < 0.5 * gap.full
+    assert gap.targeted[at] < gap.random_mean[at] - 3 * gap.random_std[at]
+    assert g["biased"][g["removed"]].mean() > 0.5
+    assert abs(g["clean_gap"]) < 0.5 * gap.full
+
+
 CHECKS = {
     "plot_ridge_forestfires.py": check_ridge_forestfires,
     "plot_digits_logistic.py": check_digits_logistic,
@@ -85,6 +103,8 @@ CHECKS = {
     "plot_fix_mislabeled.py": check_fix_mislabeled,
     "plot_pipeline_model_selection.py": check_pipeline_model_selection,
     "plot_loo_dask.py": check_loo_dask,
+    "plot_boosting_any_model.py": check_boosting_any_model,
+    "plot_fairness_gap.py": check_fairness_gap,
 }
 
 

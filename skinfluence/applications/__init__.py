@@ -1,5 +1,6 @@
 """Uses of influence: cleaning data, removing groups, moving parameters and
-predictions, regression diagnostics, perturbing features.
+predictions, regression diagnostics, perturbing features, functionals of the
+model's outputs (fairness gaps, worst-group loss).
 
 Each function takes a :class:`~skinfluence._fitted.FittedInfluence` and
 prepared arrays; :class:`~skinfluence.InfluenceExplainer` exposes them as
@@ -13,11 +14,15 @@ from .diagnostics import (
     prediction_influence,
     regression_diagnostics,
 )
+from .functionals import FUNCTIONALS, functional_influence, functional_of
 from .groups import group_index, group_influence, group_steps, refit_groups
 from .perturbation import perturbation_influence
 
 __all__ = [
+    "FUNCTIONALS",
     "SUSPICION",
+    "functional_influence",
+    "functional_of",
     "glm_diagnostics",
     "group_index",
     "group_influence",

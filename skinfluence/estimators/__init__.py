@@ -2,7 +2,8 @@
 
 Representer points split a prediction into per-row terms; downsampling,
 Data Shapley and Data Banzhaf refit models on subsets of the rows (the
-shared subset engine is :mod:`.subsets`).
+shared subset engine of the linear models is :mod:`.subsets`; any other
+estimator is refitted whole, :mod:`.any_model`).
 """
 
 from .downsampling import subsample_influence

@@ -11,6 +11,10 @@ loss of the models that did not see ``i`` minus that of the models that did,
 the same sign and units as :meth:`InfluenceExplainer.explain` (positive: row
 ``i`` helps), but for removal from a dataset of the subset size, averaged
 over the other rows' presence, rather than from the full set.
+
+Any estimator or Pipeline works: the supported linear models are fitted by
+:class:`~skinfluence.estimators.SubsetEngine`, everything else by clones of
+the whole estimator (:mod:`.any_model`).
 """
 
 import time
@@ -20,13 +24,16 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch, check_random_state
 
+from .any_model import subsample_refits, uses_any_model
 from .subsets import (
     SubsetEngine,
     check_data,
+    combine_repeats,
     draw_subsets,
     evaluate_subsets,
     fitted_estimator,
     in_out_means,
+    repeat_seeds,
 )
 
 __all__ = ["subsample_influence"]
@@ -34,6 +41,7 @@ __all__ = ["subsample_influence"]
 
 def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
                         fraction=0.5, sample_weight=None, engine="refit",
+                        scoring=None, refit_seeds="fixed", n_repeats=1, k=10,
                         random_state=None, n_jobs=None, verbose=0):
     """Downsampling estimate of every training row's effect on every test loss.
 
@@ -42,15 +50,20 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     and compares, for every (test, train) pair, the models without the row to
     the models with it (Feldman & Zhang, 2020).
 
+    The measured quantity: a supported linear model's own test loss; for any
+    other estimator the per-row log-loss when it has ``predict_proba``
+    (probabilities clipped to machine epsilon), the per-row squared error for
+    a regressor, or minus ``scoring`` on the whole test set.
+
     Parameters
     ----------
-    estimator : estimator
-        A supported linear model (fitted or not; only its parameters and, if
-        fitted, its classes are used; it is never refitted). Pass the final
-        step of a Pipeline and transformed ``X``.
-    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+    estimator : estimator or Pipeline
+        Any scikit-learn estimator, fitted or not (only its parameters and,
+        for a fitted linear model, its classes are used; it is never
+        refitted). A Pipeline is refitted whole on every subset.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
-    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+    X_test : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
     y_test : array-like of shape (n_test,), default=None
         None explains the first decision value (a regressor's prediction).
     n_models : int, default=100
@@ -59,34 +72,66 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
         Share of the rows in each subset (0.5 maximises the number of models
         on each side of every row).
     sample_weight : array-like of shape (n_samples,), default=None
-    engine : {"refit", "newton"}, default="refit"
-        "refit" fits scikit-learn clones at tight tolerance
-        (:func:`~skinfluence.exact.tight_clone`); "newton" minimises the
-        family's closed-form objective (faster on small problems).
+    engine : {"refit", "newton", "auto"}, default="refit"
+        For the linear models, "refit" fits scikit-learn clones at tight
+        tolerance (:func:`~skinfluence.exact.tight_clone`) and "newton"
+        minimises the family's closed-form objective (faster on small
+        problems). Any other estimator is refitted ("auto" and "refit").
+    scoring : str or callable, default=None
+        A scikit-learn scorer (``"accuracy"``, ``"roc_auc"``, or
+        ``scorer(estimator, X, y)``): the quantity becomes minus its value on
+        the whole test set, and ``influence`` has one row. Needed for a
+        classifier without ``predict_proba``.
+    refit_seeds : {"fixed", "vary"}, default="fixed"
+        For an estimator with a ``random_state`` (a forest, boosting): "fixed"
+        gives every subset model the same seed (an integer the estimator has
+        is kept), so the estimate excludes the randomness of training itself;
+        "vary" gives each model its own seed, the setting of Feldman & Zhang,
+        where that randomness is averaged over (and adds to the standard
+        error).
+    n_repeats : int, default=1
+        Independent repeats (new subsets and seeds, drawn from
+        ``random_state``), averaged; from 2 on the result also reports the
+        spread of the repeats.
+    k : int, default=10
+        Size of the top sets compared across repeats.
     random_state : int, RandomState instance or None, default=None
-        The subsets are drawn once in the calling process: the same seed gives
-        the same numbers for any ``n_jobs`` or joblib backend.
+        The subsets (and refit seeds) are drawn once in the calling process:
+        the same seed gives the same numbers for any ``n_jobs`` or joblib
+        backend.
     n_jobs : int, default=None
         joblib workers, each limited to one BLAS thread.
     verbose : int, default=0
+        joblib verbosity; for any model, progress of the refits.
 
     Returns
     -------
     result : Bunch
         influence : ndarray (n_test, n_train)
-            Mean test loss without row ``i`` minus with it (positive: helps).
+            Mean test loss without row ``i`` minus with it (positive: helps);
+            one row with ``scoring``.
         stderr : ndarray (n_test, n_train)
             Its standard error (Welch).
-        self_influence : ndarray (n_train,)
+        self_influence : ndarray (n_train,) or None
             The same for a row's own training loss: how much the row lowers
             its own loss by being in the training set (memorisation, in loss
-            units).
+            units). None for a model without a per-row loss.
         memorization : ndarray (n_train,) or None
             Feldman & Zhang's memorisation score for classifiers:
             ``P(correct | i in S) - P(correct | i not in S)`` on row ``i``.
         masks : ndarray (n_models, n_train) of bool
+            The subsets whose models were fitted (a subset whose refit raised
+            is left out, with a warning).
         n_in, n_out : ndarray (n_train,)
             Number of models with / without each row.
+        repeat_stderr : ndarray (n_test, n_train)
+            With ``n_repeats >= 2``: the standard error of ``influence`` from
+            the spread of the repeats.
+        helpful_overlap, harmful_overlap : float
+            With ``n_repeats >= 2``: mean share of the ``k`` most helpful
+            (harmful) rows by mean influence that two repeats agree on.
+        repeat_values : ndarray (n_repeats, n_train)
+            With ``n_repeats >= 2``: each repeat's mean influence per row.
         seconds : float
 
     References
@@ -105,16 +150,58 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     ...                           random_state=0)
     >>> res.influence.shape, res.stderr.shape, res.self_influence.shape
     ((2, 30), (2, 30), (30,))
+
+    Any estimator, here a random forest, refitted on every subset:
+
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> res = subsample_influence(RandomForestRegressor(n_estimators=5), X, y,
+    ...                           X[:2], y[:2], n_models=20, random_state=0)
+    >>> res.influence.shape
+    (2, 30)
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                      sample_weight)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1); got {fraction!r}.")
     if int(n_models) < 2:
         raise ValueError(f"n_models must be at least 2; got {n_models!r}.")
-    fitted = fitted_estimator(estimator, X, y, sample_weight)
-    engine = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
+    any_model = uses_any_model(estimator, engine, scoring)
+    if not any_model:
+        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
+                                                          sample_weight)
+        fitted = fitted_estimator(estimator, X, y, sample_weight)
+        engine = SubsetEngine(fitted, X, y, sample_weight,
+                              engine="refit" if engine == "auto" else engine)
+
+    def once(seed):
+        if any_model:
+            parts = subsample_refits(
+                estimator, X, y, X_test, y_test, n_models=n_models,
+                fraction=fraction, sample_weight=sample_weight, scoring=scoring,
+                refit_seeds=refit_seeds, random_state=seed, n_jobs=n_jobs,
+                verbose=verbose)
+        else:
+            parts = _linear_subsets(engine, X, X_test, y_test, n_models, fraction,
+                                    seed, n_jobs, verbose)
+        return _summarise(*parts)
+
+    results = [once(seed) for seed in repeat_seeds(random_state, n_repeats)]
+    if len(results) == 1:
+        result = results[0]
+    else:
+        result = combine_repeats(
+            results, "influence", [r.influence.mean(0) for r in results], k,
+            mean_keys=("self_influence", "memorization"))
+        result.masks = np.concatenate([r.masks for r in results])
+        result.n_in = sum(r.n_in for r in results)
+        result.n_out = sum(r.n_out for r in results)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _linear_subsets(engine, X, X_test, y_test, n_models, fraction, random_state,
+                    n_jobs, verbose):
+    """Subset models of a linear family: masks, test and training losses and
+    correctness, as :func:`~.any_model.subsample_refits` returns them."""
     family = engine.family
     rng = check_random_state(random_state)
     labels = engine._labels
@@ -134,24 +221,30 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
 
     test_loss = quantity(Z[:, :m], None if y_test is None else family.encode_target(y_test))
     train_loss = quantity(Z[:, m:], engine.Y)
+    correct = None
+    if family.is_classifier:
+        pred = (np.argmax(Z[:, m:], axis=-1) if K > 1
+                else (Z[:, m:, 0] > 0).astype(int))
+        correct = (pred == labels).astype(float)
+    return masks, test_loss, train_loss, correct
+
+
+def _summarise(masks, test_loss, train_loss, correct):
+    """In/out means of the subset models' losses: the downsampling estimates."""
     mean_in, mean_out, se, n_in, n_out = in_out_means(test_loss, masks)
     if np.any(n_in < 2) or np.any(n_out < 2):
         warnings.warn(
             f"{int(np.sum((n_in < 2) | (n_out < 2)))} training rows were in or out "
             "of fewer than 2 subset models; their estimates are NaN or have no "
-            "standard error. Raise n_models.", UserWarning, stacklevel=2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        self_in = np.einsum("sn,sn->n", train_loss, masks) / n_in
-        self_out = np.einsum("sn,sn->n", train_loss, ~masks) / n_out
-    memorization = None
-    if family.is_classifier:
-        pred = (np.argmax(Z[:, m:], axis=-1) if K > 1
-                else (Z[:, m:, 0] > 0).astype(int))
-        correct = (pred == labels).astype(float)
+            "standard error. Raise n_models.", UserWarning, stacklevel=3)
+
+    def in_minus_out(values):
         with np.errstate(divide="ignore", invalid="ignore"):
-            memorization = (np.einsum("sn,sn->n", correct, masks) / n_in
-                            - np.einsum("sn,sn->n", correct, ~masks) / n_out)
+            return (np.einsum("sn,sn->n", values, masks) / n_in
+                    - np.einsum("sn,sn->n", values, ~masks) / n_out)
+
     return Bunch(influence=mean_out - mean_in, stderr=se,
-                 self_influence=self_out - self_in, memorization=memorization,
-                 masks=masks, n_in=n_in, n_out=n_out,
-                 seconds=time.perf_counter() - start)
+                 self_influence=None if train_loss is None else -in_minus_out(
+                     train_loss),
+                 memorization=None if correct is None else in_minus_out(correct),
+                 masks=masks, n_in=n_in, n_out=n_out)

@@ -7,9 +7,12 @@ the row helps, as in :meth:`InfluenceExplainer.explain`). Per-validation-row
 values are returned too; ``data_values`` is their mean, the value for the mean
 validation utility.
 
-Models are fitted by :class:`~skinfluence.estimators.SubsetEngine`; subsets a
+The supported linear models are fitted by
+:class:`~skinfluence.estimators.SubsetEngine`; any other estimator (or a
+Pipeline, refitted whole) by clones of it (:mod:`.any_model`). Subsets a
 model cannot be fitted on (empty, or missing a class) get the utility of the
-null model, the intercept-only model fitted on all rows.
+null model: the intercept-only model fitted on all rows, or for any other
+estimator the class frequencies or mean target of all rows.
 """
 
 import time
@@ -19,13 +22,16 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from .any_model import banzhaf_refits, shapley_refits, uses_any_model
 from .subsets import (
     SubsetEngine,
     check_data,
+    combine_repeats,
     draw_subsets,
     evaluate_subsets,
     fitted_estimator,
     in_out_means,
+    repeat_seeds,
     utility_values,
 )
 
@@ -87,8 +93,8 @@ def _budget_error(name, needed, max_fits, n, what, fix):
 
 def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
                 n_permutations=500, truncation_tol=0.01, sample_weight=None,
-                engine="newton", max_fits=200_000, random_state=None, n_jobs=None,
-                verbose=0):
+                engine="auto", scoring=None, refit_seeds="fixed", n_repeats=1, k=10,
+                max_fits=200_000, random_state=None, n_jobs=None, verbose=0):
     """Truncated Monte Carlo Data Shapley values of the training rows.
 
     For random permutations of the rows, the model is refitted on every prefix
@@ -105,27 +111,44 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
 
     Parameters
     ----------
-    estimator : estimator
-        A supported linear model (fitted or not; never refitted itself).
-    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+    estimator : estimator or Pipeline
+        Any scikit-learn estimator, fitted or not (never refitted itself); a
+        Pipeline is refitted whole.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
-    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+    X_test : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
         The validation rows of the utility.
     y_test : array-like of shape (n_test,), default=None
         Needed by the built-in utilities.
     utility : {"loss", "accuracy"} or callable, default="loss"
         "loss": minus the model's own loss of each validation row (same sign
-        as ``explain``); "accuracy": 1 for a correct prediction; a callable
-        ``utility(Z, y_test)`` of the decision values ``Z`` (n_test, n_outputs)
-        returning a scalar or one value per validation row.
+        as ``explain``; for a model without a family the log-loss of
+        ``predict_proba``, clipped to machine epsilon, or the squared error of
+        a regressor); "accuracy": 1 for a correct prediction; a callable
+        ``utility(Z, y_test)`` returning a scalar or one value per validation
+        row, of the decision values ``Z`` (n_test, n_outputs) of a linear
+        model, or of ``predict_proba`` (``predict`` as one column) of any
+        other.
     n_permutations : int, default=500
         Standard errors shrink as ``1/sqrt(n_permutations)``.
     truncation_tol : float, default=0.01
         0 disables truncation (unbiased, every prefix is fitted).
     sample_weight : array-like of shape (n_samples,), default=None
-    engine : {"newton", "refit"}, default="newton"
-        "newton" warm-starts Newton's method on the family's objective along
-        each permutation; "refit" fits scikit-learn clones (slow).
+    engine : {"auto", "newton", "refit"}, default="auto"
+        For the linear models, "newton" (and "auto") warm-starts Newton's
+        method on the family's objective along each permutation; "refit" fits
+        scikit-learn clones (slow). Any other estimator is refitted.
+    scoring : str or callable, default=None
+        A scikit-learn scorer: the utility becomes its value on the whole
+        validation set (``test_values`` has one row); replaces ``utility``.
+    refit_seeds : {"fixed", "vary"}, default="fixed"
+        Seeds of the refits of an estimator with a ``random_state``, as in
+        :func:`~skinfluence.subsample_influence`: "fixed" excludes the
+        randomness of training, "vary" averages over it.
+    n_repeats : int, default=1
+        Independent repeats, averaged; from 2 on the spread is reported.
+    k : int, default=10
+        Size of the top sets compared across repeats.
     max_fits : int, default=200_000
         Budget: a ``ValueError`` is raised when ``n_permutations * n_samples``
         exceeds it.
@@ -154,6 +177,11 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             Mean utility of the model on all rows and of the null model
             (without truncation the values sum to their difference).
         seconds, seconds_per_1000_permutations : float
+        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values
+            With ``n_repeats >= 2``: the standard error of ``data_values``
+            from the spread of the repeats, the mean share of the ``k`` most
+            valuable (least valuable) rows two repeats agree on, and each
+            repeat's values (n_repeats, n_train).
 
     References
     ----------
@@ -173,55 +201,81 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
     True
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                      sample_weight)
-    n = X.shape[0]
+    n = len(y)
     n_permutations = int(n_permutations)
     if n_permutations < 2:
         raise ValueError(f"n_permutations must be at least 2; got {n_permutations}.")
     needed = n_permutations * n
-    if needed > max_fits:
+    if needed * int(n_repeats) > max_fits:
         _budget_error(
-            "tmc_shapley", needed, max_fits, n,
-            f"{n_permutations} permutations x {n} prefixes",
+            "tmc_shapley", needed * int(n_repeats), max_fits, n,
+            f"{n_permutations} permutations x {n} prefixes x {n_repeats} repeats",
             "Shapley values need n fits per permutation, so large n is costly. "
             "Raise max_fits, lower n_permutations, or use banzhaf() or "
             "subsample_influence() (cost per sample independent of n) or "
             "InfluenceExplainer.explain() (no refits).")
-    fitted = fitted_estimator(estimator, X, y, sample_weight)
-    eng = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
-    per_row = _PerRowUtility(eng, utility, X_test, y_test)
-    full = per_row(eng.fit(np.ones(n, dtype=bool)))
-    null = per_row(eng.null_theta)
-    rng = check_random_state(random_state)
-    permutations = np.array([rng.permutation(n) for _ in range(n_permutations)])
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_permutation_chunk)(eng, per_row,
-                                    permutations[s : s + _PERMUTATION_CHUNK],
-                                    full, null, truncation_tol)
-        for s in range(0, n_permutations, _PERMUTATION_CHUNK)
-    )
-    test_values = sum(p[0] for p in parts) / n_permutations
-    marginals = np.concatenate([p[1] for p in parts])
-    n_fits = int(sum(p[2] for p in parts))
-    values = marginals.mean(0)
-    stderr = marginals.std(0, ddof=1) / np.sqrt(n_permutations)
+    any_model = uses_any_model(estimator, engine, scoring)
+    if not any_model:
+        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
+                                                          sample_weight)
+        fitted = fitted_estimator(estimator, X, y, sample_weight)
+        eng = SubsetEngine(fitted, X, y, sample_weight,
+                           engine="newton" if engine == "auto" else engine)
+        per_row = _PerRowUtility(eng, utility, X_test, y_test)
+        full = per_row(eng.fit(np.ones(n, dtype=bool)))
+        null = per_row(eng.null_theta)
+
+    def once(seed):
+        if any_model:
+            test_values, marginals, n_fits, full_u, null_u = shapley_refits(
+                estimator, X, y, X_test, y_test, utility=utility,
+                n_permutations=n_permutations, truncation_tol=truncation_tol,
+                sample_weight=sample_weight, scoring=scoring,
+                refit_seeds=refit_seeds, random_state=seed, n_jobs=n_jobs,
+                verbose=verbose)
+        else:
+            rng = check_random_state(seed)
+            permutations = np.array([rng.permutation(n) for _ in range(n_permutations)])
+            parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
+            parts = parallel(
+                delayed(_permutation_chunk)(eng, per_row,
+                                            permutations[s : s + _PERMUTATION_CHUNK],
+                                            full, null, truncation_tol)
+                for s in range(0, n_permutations, _PERMUTATION_CHUNK)
+            )
+            test_values = sum(p[0] for p in parts) / n_permutations
+            marginals = np.concatenate([p[1] for p in parts])
+            n_fits = int(sum(p[2] for p in parts))
+            full_u, null_u = full, null
+        values = marginals.mean(0)
+        stderr = marginals.std(0, ddof=1) / np.sqrt(n_permutations)
+        return Bunch(
+            data_values=values, stderr=stderr, test_values=test_values,
+            n_permutations=n_permutations, n_fits=n_fits,
+            mean_prefix_fraction=n_fits / needed,
+            utility_full=float(full_u.mean()), utility_null=float(null_u.mean()))
+
+    results = [once(seed) for seed in repeat_seeds(random_state, n_repeats)]
+    result = results[0] if len(results) == 1 else combine_repeats(
+        results, "data_values", [r.data_values for r in results], k,
+        mean_keys=("test_values",))
+    if len(results) > 1:
+        result.n_fits = sum(r.n_fits for r in results)
+        result.mean_prefix_fraction = float(np.mean([r.mean_prefix_fraction
+                                                     for r in results]))
     seconds = time.perf_counter() - start
-    return Bunch(
-        data_values=values, stderr=stderr, test_values=test_values,
-        n_permutations=n_permutations, n_fits=n_fits,
-        mean_prefix_fraction=n_fits / needed,
-        relative_stderr=float(np.median(stderr) / max(np.abs(values).mean(), 1e-300)),
-        utility_full=float(full.mean()), utility_null=float(null.mean()),
-        seconds=seconds,
-        seconds_per_1000_permutations=seconds * 1000 / n_permutations,
-    )
+    result.relative_stderr = float(np.median(result.stderr)
+                                   / max(np.abs(result.data_values).mean(), 1e-300))
+    result.seconds = seconds
+    result.seconds_per_1000_permutations = seconds * 1000 / (
+        n_permutations * len(results))
+    return result
 
 
 def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1000,
-            sample_weight=None, engine="newton", max_fits=200_000, random_state=None,
-            n_jobs=None, verbose=0):
+            sample_weight=None, engine="auto", scoring=None, refit_seeds="fixed",
+            n_repeats=1, k=10, max_fits=200_000, random_state=None, n_jobs=None,
+            verbose=0):
     """Data Banzhaf values by maximum sample reuse (MSR).
 
     Draws ``n_samples`` subsets that contain every row independently with
@@ -235,11 +289,12 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
 
     Parameters
     ----------
-    estimator : estimator
-        A supported linear model (fitted or not; never refitted itself).
-    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+    estimator : estimator or Pipeline
+        Any scikit-learn estimator, fitted or not (never refitted itself); a
+        Pipeline is refitted whole.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
-    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+    X_test : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
     y_test : array-like of shape (n_test,), default=None
     utility : {"loss", "accuracy"} or callable, default="loss"
         As in :func:`tmc_shapley`.
@@ -247,7 +302,16 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
         Number of subsets (model fits); standard errors shrink as
         ``1/sqrt(n_samples)``, independently of the number of rows.
     sample_weight : array-like, default=None
-    engine : {"newton", "refit"}, default="newton"
+    engine : {"auto", "newton", "refit"}, default="auto"
+        As in :func:`tmc_shapley`.
+    scoring : str or callable, default=None
+        A scikit-learn scorer, as in :func:`tmc_shapley`.
+    refit_seeds : {"fixed", "vary"}, default="fixed"
+        As in :func:`tmc_shapley`.
+    n_repeats : int, default=1
+        Independent repeats, averaged; from 2 on the spread is reported.
+    k : int, default=10
+        Size of the top sets compared across repeats.
     max_fits : int, default=200_000
         A ``ValueError`` is raised when ``n_samples`` exceeds it.
     random_state : int, RandomState instance or None, default=None
@@ -265,8 +329,15 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
         test_values : ndarray (n_test, n_train)
             Per validation row.
         n_samples : int
+        masks : ndarray (n_samples, n_train) of bool
+            The sampled subsets.
+        utilities : ndarray (n_samples, n_test)
+            The utility of each subset's model for each validation row (one
+            column with ``scoring``).
         relative_stderr : float
         seconds, seconds_per_1000_samples : float
+        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values
+            With ``n_repeats >= 2``, as in :func:`tmc_shapley`.
 
     References
     ----------
@@ -285,35 +356,58 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
     ((12,), (4, 12))
     """
     start = time.perf_counter()
-    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                      sample_weight)
-    n = X.shape[0]
+    n = len(y)
     n_samples = int(n_samples)
-    if n_samples > max_fits:
-        _budget_error("banzhaf", n_samples, max_fits, n, f"n_samples={n_samples}",
+    if n_samples * int(n_repeats) > max_fits:
+        _budget_error("banzhaf", n_samples * int(n_repeats), max_fits, n,
+                      f"n_samples={n_samples} x n_repeats={n_repeats}",
                       "Raise max_fits or lower n_samples.")
     if n_samples < 8:
         raise ValueError(f"n_samples must be at least 8; got {n_samples}.")
-    fitted = fitted_estimator(estimator, X, y, sample_weight)
-    eng = SubsetEngine(fitted, X, y, sample_weight, engine=engine)
-    family = eng.family
-    _PerRowUtility(eng, utility, X_test, y_test)  # validates the utility
-    rng = check_random_state(random_state)
-    masks = draw_subsets(rng, n, n_samples, fraction=0.5, bernoulli=True)
-    Z = evaluate_subsets(eng, masks, X_test, n_jobs=n_jobs, verbose=verbose)
-    Y = None if y_test is None else family.encode_target(y_test)
-    U = utility_values(family, utility, Z, Y, y_test)  # (S, n_test)
-    mean_in, mean_out, _, n_in, n_out = in_out_means(U, masks)
-    if np.any(n_in < 2) or np.any(n_out < 2):
-        raise ValueError(
-            "Some training rows were in (or out of) fewer than 2 sampled subsets; "
-            f"raise n_samples (got {n_samples}).")
-    _, _, se, _, _ = in_out_means(U.mean(1, keepdims=True), masks)
-    test_values = mean_in - mean_out
-    values = test_values.mean(0)
+    any_model = uses_any_model(estimator, engine, scoring)
+    if not any_model:
+        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
+                                                          sample_weight)
+        fitted = fitted_estimator(estimator, X, y, sample_weight)
+        eng = SubsetEngine(fitted, X, y, sample_weight,
+                           engine="newton" if engine == "auto" else engine)
+        family = eng.family
+        _PerRowUtility(eng, utility, X_test, y_test)  # validates the utility
+
+    def once(seed):
+        if any_model:
+            masks, U = banzhaf_refits(
+                estimator, X, y, X_test, y_test, utility=utility,
+                n_samples=n_samples, sample_weight=sample_weight, scoring=scoring,
+                refit_seeds=refit_seeds, random_state=seed, n_jobs=n_jobs,
+                verbose=verbose)
+        else:
+            rng = check_random_state(seed)
+            masks = draw_subsets(rng, n, n_samples, fraction=0.5, bernoulli=True)
+            Z = evaluate_subsets(eng, masks, X_test, n_jobs=n_jobs, verbose=verbose)
+            Y = None if y_test is None else family.encode_target(y_test)
+            U = utility_values(family, utility, Z, Y, y_test)  # (S, n_test)
+        mean_in, mean_out, _, n_in, n_out = in_out_means(U, masks)
+        if np.any(n_in < 2) or np.any(n_out < 2):
+            raise ValueError(
+                "Some training rows were in (or out of) fewer than 2 sampled "
+                f"subsets; raise n_samples (got {n_samples}).")
+        _, _, se, _, _ = in_out_means(U.mean(1, keepdims=True), masks)
+        test_values = mean_in - mean_out
+        return Bunch(data_values=test_values.mean(0), stderr=se[0],
+                     test_values=test_values, n_samples=n_samples, masks=masks,
+                     utilities=U)
+
+    results = [once(seed) for seed in repeat_seeds(random_state, n_repeats)]
+    result = results[0] if len(results) == 1 else combine_repeats(
+        results, "data_values", [r.data_values for r in results], k,
+        mean_keys=("test_values",))
+    if len(results) > 1:
+        result.masks = np.concatenate([r.masks for r in results])
+        result.utilities = np.concatenate([r.utilities for r in results])
     seconds = time.perf_counter() - start
-    return Bunch(
-        data_values=values, stderr=se[0], test_values=test_values, n_samples=n_samples,
-        relative_stderr=float(np.median(se) / max(np.abs(values).mean(), 1e-300)),
-        seconds=seconds, seconds_per_1000_samples=seconds * 1000 / n_samples,
-    )
+    result.relative_stderr = float(np.median(result.stderr)
+                                   / max(np.abs(result.data_values).mean(), 1e-300))
+    result.seconds = seconds
+    result.seconds_per_1000_samples = seconds * 1000 / (n_samples * len(results))
+    return result

@@ -24,7 +24,7 @@ so results do not depend on ``n_jobs`` or the joblib backend.
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils import check_array
+from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
@@ -34,10 +34,14 @@ from ..families import family_for
 __all__ = [
     "SubsetEngine",
     "check_data",
+    "combine_repeats",
     "draw_subsets",
     "evaluate_subsets",
     "fitted_estimator",
     "in_out_means",
+    "repeat_seeds",
+    "top_k",
+    "top_k_overlap",
     "utility_values",
 ]
 
@@ -291,3 +295,63 @@ def in_out_means(values, masks):
         var_out = (values.T**2 @ (1.0 - M) / n_out - mean_out**2) * n_out / (n_out - 1)
         se = np.sqrt(np.clip(var_in, 0, None) / n_in + np.clip(var_out, 0, None) / n_out)
     return mean_in, mean_out, se, n_in, n_out
+
+
+# ------------------------------------------------------------------- stability
+def top_k(values, k, largest=True):
+    """Indices of the ``k`` largest (or smallest) finite entries of a 1-d
+    array, most extreme first; ties go to the lowest index."""
+    values = np.asarray(values, dtype=float)
+    key = -values if largest else values
+    key = np.where(np.isnan(key), np.inf, key)
+    return np.argsort(key, kind="stable")[: min(int(k), values.size)]
+
+
+def top_k_overlap(a, b, k, largest=True):
+    """Share of the ``k`` largest (or smallest) entries of ``a`` that are also
+    among the ``k`` largest (smallest) of ``b``: 1 is the same set."""
+    k = min(int(k), np.size(a))
+    return np.intersect1d(top_k(a, k, largest), top_k(b, k, largest)).size / k
+
+
+def combine_repeats(results, value, summaries, k, mean_keys=()):
+    """Average independent repeats of a randomised estimator.
+
+    ``results`` are the repeats' Bunches, ``value`` the name of the main
+    estimate and ``summaries`` (R, n_train) one value per training row of each
+    repeat (its ranking is compared). Returns a Bunch like the first, with
+    ``value`` and ``mean_keys`` averaged, ``stderr`` combined as the standard
+    error of the mean of independent estimates, and ``repeat_stderr`` (the
+    standard error of ``value`` from the spread of the repeats, per entry),
+    ``helpful_overlap`` and ``harmful_overlap`` (mean top-``k`` overlap of the
+    largest and smallest summaries over every pair of repeats), ``repeat_values``
+    (the summaries) and ``n_repeats``.
+    """
+    R = len(results)
+    out = Bunch(**results[0])
+    values = np.stack([r[value] for r in results])
+    out[value] = values.mean(axis=0)
+    for key in mean_keys:
+        if out.get(key) is not None:
+            out[key] = np.mean([r[key] for r in results], axis=0)
+    if "stderr" in out:
+        out.stderr = np.sqrt(np.sum([r.stderr**2 for r in results], axis=0)) / R
+    out.repeat_stderr = values.std(axis=0, ddof=1) / np.sqrt(R)
+    pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
+    for name, largest in (("helpful_overlap", True), ("harmful_overlap", False)):
+        out[name] = float(np.mean([top_k_overlap(summaries[a], summaries[b], k,
+                                                 largest) for a, b in pairs]))
+    out.repeat_values = np.asarray(summaries)
+    out.n_repeats = R
+    return out
+
+
+def repeat_seeds(random_state, n_repeats):
+    """``random_state`` itself for one repeat, else ``n_repeats`` seeds drawn
+    from it (in the calling process)."""
+    n_repeats = int(n_repeats)
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be at least 1; got {n_repeats}.")
+    if n_repeats == 1:
+        return [random_state]
+    return list(check_random_state(random_state).randint(2**31 - 1, size=n_repeats))

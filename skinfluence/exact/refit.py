@@ -19,7 +19,7 @@ from sklearn.utils import Bunch, check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from ..families import family_for
+from ..families import family_for, has_family
 from .newton import polish_optimum
 
 __all__ = ["loo_refit", "tight_clone", "refit_loo"]
@@ -182,34 +182,60 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
 
 
 def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
-              train_indices=None, n_jobs=None, verbose=0):
+              train_indices=None, scoring=None, random_state=None,
+              refit_seeds="fixed", n_jobs=None, verbose=0):
     """Actual change of each test loss when each training row is removed.
 
-    Refits a tightly converged clone of ``estimator`` (see :func:`tight_clone`)
-    once on all rows, for the baseline, and once without each row of
-    ``train_indices``, in parallel with joblib. The user's estimator is never
-    touched. Same sign and units as :meth:`InfluenceExplainer.explain`.
+    Refits a clone of ``estimator`` once on all rows, for the baseline, and
+    once without each row of ``train_indices``, in parallel with joblib. The
+    user's estimator is never touched. Same sign and units as
+    :meth:`InfluenceExplainer.explain`.
+
+    A supported linear model is refitted as a tightly converged clone (see
+    :func:`tight_clone`) and measured by its own test loss. Any other
+    estimator or Pipeline (refitted whole) is measured by the per-row log-loss
+    when it has ``predict_proba`` (probabilities clipped to machine epsilon,
+    as :func:`sklearn.metrics.log_loss`), the per-row squared error for a
+    regressor, or minus ``scoring`` on the whole test set (see
+    :mod:`skinfluence.exact.refit_any`).
 
     Parameters
     ----------
-    estimator : estimator
-        A supported linear model (fitted or not; only its parameters are used).
-    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-    X_test : {ndarray, sparse matrix} of shape (n_test, n_features)
-    y_test : ndarray of shape (n_test,)
+    estimator : estimator or Pipeline
+        Fitted or not; only its parameters are used.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    X_test : {array-like, sparse matrix, DataFrame} of shape (n_test, n_features)
+    y_test : array-like of shape (n_test,) or None
+        None explains a regressor's prediction (a classifier: the loss at the
+        full model's predicted class).
     sample_weight : ndarray of shape (n_samples,), default=None
     train_indices : array-like of int, default=None
         Rows to remove one at a time; all rows when None.
+    scoring : str or callable, default=None
+        A scikit-learn scorer (``"accuracy"``, ``"roc_auc"``, ...,
+        or ``scorer(estimator, X, y)``): the result is then the change of
+        minus its value on the whole test set, shape (1, n_rows). Needed for a
+        classifier without ``predict_proba``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds of the refits of an estimator with a ``random_state``, drawn
+        once in the calling process (results do not depend on ``n_jobs``).
+    refit_seeds : {"fixed", "vary"}, default="fixed"
+        "fixed": every refit uses the same seed (an integer the estimator
+        already has is kept), so only the removed row differs and the
+        randomness of training is excluded from the effect. "vary": an own
+        seed per refit (the effect then includes training noise).
     n_jobs : int, default=None
         Number of joblib workers (each limited to one BLAS thread).
     verbose : int, default=0
-        joblib verbosity.
+        joblib verbosity (any model: progress of the refits).
 
     Returns
     -------
     loo : ndarray of shape (n_test, len(train_indices))
-        ``L(z_j; theta_{-i}) - L(z_j; theta)`` with both sides refitted.
+        ``L(z_j; theta_{-i}) - L(z_j; theta)`` with both sides refitted. For
+        a model without a family, refits that fail (a class has no row left,
+        or ``fit`` raises) are NaN with a warning naming the rows.
 
     Examples
     --------
@@ -220,7 +246,17 @@ def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
     >>> X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
     >>> loo_refit(Ridge(), X, y, X[:2], y[:2], train_indices=[0, 1]).shape
     (2, 2)
+    >>> from sklearn.neighbors import KNeighborsRegressor   # any estimator
+    >>> loo_refit(KNeighborsRegressor(n_neighbors=3), X, y, X[:2], y[:2]).shape
+    (2, 20)
     """
+    if scoring is not None or not has_family(estimator):
+        from .refit_any import refit_any_loo  # any model: refits of whole clones
+
+        rows = np.arange(len(y)) if train_indices is None else np.asarray(train_indices)
+        return refit_any_loo(estimator, X, y, sample_weight, X_test, y_test, rows,
+                             scoring=scoring, random_state=random_state,
+                             refit_seeds=refit_seeds, n_jobs=n_jobs, verbose=verbose)
     X = check_array(X, accept_sparse="csr", dtype=np.float64)
     X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
     y, y_test = np.asarray(y), np.asarray(y_test)

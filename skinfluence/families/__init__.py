@@ -25,6 +25,7 @@ __all__ = [
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
     "family_for",
+    "has_family",
     "SUPPORTED_ESTIMATORS",
     "safe_dot",
 ]
@@ -79,3 +80,8 @@ def family_for(estimator, *, smoothing=0.03):
             "Pipeline)."
         )
     return builder(estimator, smoothing=smoothing)
+
+
+def has_family(estimator):
+    """Whether ``estimator`` (fitted or not) is one of the supported linear models."""
+    return any(isinstance(estimator, cls) for cls in _REGISTRY)
