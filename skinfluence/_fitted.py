@@ -20,7 +20,8 @@ from ._influence import (
     self_influence_values,
     top_k_indices,
 )
-from .exact import exact_loo, newton_loo, newton_minimize, refit_loo
+from .exact import exact_loo, newton_loo, refit_loo
+from .exact import polish as polish_family
 from .solvers import make_solver
 
 __all__ = ["FittedInfluence"]
@@ -43,6 +44,10 @@ class FittedInfluence:
         As in :class:`~skinfluence.InfluenceExplainer`.
     smoothing_resolve : bool, default=True
         For a smoothed loss, move to the minimiser of the smoothed objective.
+    polish : bool, default=False
+        Move to the exact minimiser of the objective by Newton's method from
+        the fitted coefficients (the estimator is untouched) and explain that
+        optimum instead of the fitted coefficients.
 
     Attributes
     ----------
@@ -57,21 +62,28 @@ class FittedInfluence:
         ``r_i``: the gradient row ``i`` takes away is ``r_i (x) x~_i``
         (including the change of its own class weight).
     class_shift : tuple or None
-        ``(vectors, delta)`` of the class re-balancing of a refit
-        (``class_weight="balanced"``), or None.
+        ``(vectors, delta)``: the removal-gradient directions shared by all
+        rows, the class re-balancing of a refit (``class_weight="balanced"``)
+        first, then the family's :meth:`~LinearFamily.removal_shift` (a
+        row's share of the penalty, a profiled scale); or None.
+    n_class_columns : int
+        How many leading columns of ``class_shift`` are class re-balancing.
+    polished : bool
+        Whether the parameters were moved to the exact optimum.
     """
 
     def __init__(self, family, X, y, sample_weight=None, *, estimator=None,
                  solver="direct", damping=0.0, tol=1e-8, max_iter=None,
-                 solver_params=None, random_state=None, smoothing_resolve=True):
+                 solver_params=None, random_state=None, smoothing_resolve=True,
+                 polish=False):
         weights_given = sample_weight is not None
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
-        if smoothing_resolve and family.smoothed:
-            theta, _ = newton_minimize(family, X, y, sample_weight)
-            family = family.with_theta(theta)
+        self.polished = bool(polish or (smoothing_resolve and family.smoothed))
+        if self.polished:
+            family = polish_family(family, X, y, sample_weight)
             problem = family.bind(X, y, sample_weight)
         self.solver = make_solver(
             solver, damping=damping, pinv_rtol=family.pinv_rtol, tol=tol,
@@ -88,6 +100,12 @@ class FittedInfluence:
             self.removal_residuals = problem.residuals * row_scale
             vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
             self.class_shift = (vectors.T, delta)
+        self.n_class_columns = 0 if self.class_shift is None else delta.shape[1]
+        shift = family.removal_shift(problem)
+        if shift is not None:
+            if self.class_shift is not None:
+                shift = tuple(np.hstack(pair) for pair in zip(self.class_shift, shift))
+            self.class_shift = shift
         self.family = family
         self.problem = problem
         self.estimator = estimator
@@ -127,7 +145,7 @@ class FittedInfluence:
     def test_gradient(self, Y, Z):
         """Derivative of the explained quantity with respect to ``Z``: (m, K)."""
         if Y is None:
-            return self.family.prediction_gradient(Z)
+            return self.family.predicted_gradient(Z)
         return self.family.loss_gradient(Y, Z)
 
     def train_rows(self, train_indices):
@@ -215,11 +233,13 @@ class FittedInfluence:
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
                                     X[rows])
-            if Y is None:
-                influence[rows] = dZ[:, :, 0]
-                continue
-            Zr, Yr = Z[rows], Y[rows]
+            Zr = Z[rows]
             m = Zr.shape[0]
+            if Y is None:
+                moved = family.predicted((Zr[:, None, :] + dZ).reshape(m * n_train, K))
+                influence[rows] = moved.reshape(m, n_train) - family.predicted(Zr)[:, None]
+                continue
+            Yr = Y[rows]
             moved = family.loss(np.repeat(Yr, n_train, axis=0),
                                 (Zr[:, None, :] + dZ).reshape(m * n_train, K))
             influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
@@ -268,7 +288,8 @@ class FittedInfluence:
         rows = self.train_rows(rows)
         if method == "refit":
             return refit_loo(self.estimator, problem.X, problem.y, self.sample_weight,
-                             X, labels, rows, n_jobs=n_jobs, verbose=verbose)
+                             X, labels, rows, n_jobs=n_jobs, verbose=verbose,
+                             family=self.family)
         if method == "exact":
             return exact_loo(self.family, problem.X, problem.y, problem.sample_weight,
                              self.solver, X, labels, rows, n_jobs=n_jobs,

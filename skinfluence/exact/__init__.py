@@ -5,6 +5,7 @@ method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses.
 """
 
+from .huber import huber_loo, huber_polish
 from .newton import newton_block, newton_loo, newton_minimize
 from .refit import loo_refit, refit_loo, tight_clone
 
@@ -13,7 +14,28 @@ from .refit import loo_refit, refit_loo, tight_clone
 #: and the keywords ``n_jobs`` and ``verbose``
 ENGINES = {
     "newton": newton_loo,
+    "huber": huber_loo,
 }
+
+
+#: how a family is moved to the exact optimum of its objective, by engine name
+#: (Newton on the family's parameters otherwise)
+POLISHERS = {
+    "huber": huber_polish,
+}
+
+
+def polish(family, X, y, sample_weight):
+    """The family at the exact optimum of its objective on ``(X, y, sample_weight)``.
+
+    Newton's method from the fitted parameters (jointly with the scale for
+    HuberRegressor). The estimator is untouched.
+    """
+    polisher = POLISHERS.get(getattr(family, "exact_engine", None))
+    if polisher is not None:
+        return polisher(family, X, y, sample_weight)
+    theta, _ = newton_minimize(family, X, y, sample_weight)
+    return family.with_theta(theta)
 
 
 def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
@@ -36,10 +58,12 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 __all__ = [
     "ENGINES",
     "exact_loo",
+    "huber_loo",
     "loo_refit",
     "newton_block",
     "newton_loo",
     "newton_minimize",
+    "polish",
     "refit_loo",
     "tight_clone",
 ]

@@ -94,9 +94,7 @@ def newton_block(problem, solver, rows, tol, max_iter):
     # recomputed from the remaining rows as a refit would
     weights = np.empty((X.shape[0], problem.weights.shape[1], b))
     for position, row in enumerate(rows):
-        weight = sample_weight.copy()
-        weight[row] = 0.0
-        weights[:, :, position] = family.row_weights(y, weight)
+        weights[:, :, position] = family.row_weights_without(y, sample_weight, row)
     # H_{-i} = H - W_i W_i^T with columns W_i[:, c] = L_i[:, c] (x) x~_i
     D = problem.curvature[rows]
     if D.ndim == 2:
@@ -165,7 +163,8 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         Z = family.decision(X_test, theta)[:, None, :] + dZ  # (m, n_rows, K)
         m, n_rows, K = Z.shape
         if y_test is None:
-            return Z[:, :, 0] - base[:, None]
+            moved = family.predicted(Z.reshape(m * n_rows, K)).reshape(m, n_rows)
+            return moved - base[:, None]
         Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
         moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
         return moved - base[:, None]

@@ -8,10 +8,14 @@ one thread, so the numbers are the same for any ``n_jobs`` or backend.
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
     LogisticRegression,
     LogisticRegressionCV,
+    PoissonRegressor,
     Ridge,
     RidgeCV,
+    TweedieRegressor,
 )
 from sklearn.svm import LinearSVC
 from sklearn.utils import check_array
@@ -39,6 +43,14 @@ def tight_clone(estimator):
       hinge (dual coordinate descent).
     * LinearRegression, Ridge: unchanged (direct solvers are exact); a fitted
       RidgeCV becomes a Ridge with its chosen ``alpha_``.
+    * PoissonRegressor, GammaRegressor, TweedieRegressor:
+      ``solver="newton-cholesky"``, ``tol=1e-12``, ``max_iter=1000``,
+      ``warm_start=True``.
+    * HuberRegressor: ``tol=1e-12``, ``max_iter=100_000`` (L-BFGS-B, whose
+      relative function tolerance of about 2e-9 is fixed by scikit-learn).
+    * SGDClassifier, SGDRegressor: unchanged; a refit is another run of
+      stochastic gradient descent, not the optimum of its objective (see
+      ``loo(method="exact")``).
     """
     if isinstance(estimator, RidgeCV):
         return Ridge(alpha=float(np.ravel(estimator.alpha_)[0]),
@@ -56,6 +68,11 @@ def tight_clone(estimator):
         else:
             est.set_params(solver="newton-cholesky", tol=1e-10, max_iter=1000,
                            warm_start=True)
+    elif isinstance(est, (PoissonRegressor, GammaRegressor, TweedieRegressor)):
+        est.set_params(solver="newton-cholesky", tol=1e-12, max_iter=1000,
+                       warm_start=True)
+    elif isinstance(est, HuberRegressor):
+        est.set_params(tol=1e-12, max_iter=100_000, warm_start=False)
     elif isinstance(est, LinearSVC):
         est.set_params(tol=1e-10, max_iter=100_000)
         if est.loss == "squared_hinge":
@@ -72,7 +89,8 @@ def _batches(rows, n_jobs):
 
 
 # ------------------------------------------------------------------- refits
-def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
+def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
+                 family=None):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
     out = np.empty((len(removals), X_test.shape[0]))
     with threadpool_limits(1):
@@ -85,32 +103,43 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
             fit_params = {} if sample_weight is None else {
                 "sample_weight": sample_weight[keep]}
             est.fit(X[keep], y[keep], **fit_params)
-            family = family_for(est)  # the test loss is the true (unsmoothed) loss
-            out[position] = family.test_quantity(X_test, y_test)
+            out[position] = _test_quantity(est, X_test, y_test, family)
     return out
 
 
+def _test_quantity(estimator, X_test, y_test, family):
+    """The explained quantity at a refit's parameters, measured by ``family``
+    (the explained model's: its test loss and target transform) when given."""
+    refit = family_for(estimator)  # the test loss is the true (unsmoothed) loss
+    if family is None:
+        return refit.test_quantity(X_test, y_test)
+    return family.test_quantity(X_test, y_test, refit.theta)
+
+
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
-              verbose=0):
+              verbose=0, family=None):
     """Change of the explained quantity when each row is removed, by refits.
 
     ``estimator`` is cloned with :func:`tight_clone`; the baseline comes from a
     full-data refit with the same settings, and leave-one-out refits that
     support it are warm-started from that full solution. ``y_test`` None
     explains a regressor's prediction. An entry of ``rows`` may also be an
-    array of rows removed together (a group). Returns (n_test, len(rows)).
+    array of rows removed together (a group). ``family``, when given,
+    measures the test quantity at each refit's parameters (the explained
+    model's test loss: a HuberRegressor's fixed scale, a target transform).
+    Returns (n_test, len(rows)).
     """
     est = tight_clone(estimator)
     with threadpool_limits(1):
         full = clone(est).fit(X, y, **({} if sample_weight is None else
                                        {"sample_weight": sample_weight}))
-    base = family_for(full).test_quantity(X_test, y_test)
+    base = _test_quantity(full, X_test, y_test, family)
     warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     parts = parallel(
         delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
-                              X_test, y_test, warm)
+                              X_test, y_test, warm, family)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
     return np.vstack(parts).T - base[:, None]

@@ -4,15 +4,21 @@ Adding a model family means adding one file and one line to ``_REGISTRY``.
 """
 
 from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    PoissonRegressor,
     Ridge,
     RidgeCV,
+    TweedieRegressor,
 )
 from sklearn.svm import LinearSVC
 
 from ._base import BoundProblem, LinearFamily, safe_dot
+from .glm import TweedieFamily
+from .huber import HuberFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .squared import SquaredLossFamily
@@ -24,6 +30,8 @@ __all__ = [
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
+    "TweedieFamily",
+    "HuberFamily",
     "family_for",
     "SUPPORTED_ESTIMATORS",
     "safe_dot",
@@ -36,6 +44,10 @@ _REGISTRY = {
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
+    PoissonRegressor: TweedieFamily.from_estimator,
+    GammaRegressor: TweedieFamily.from_estimator,
+    TweedieRegressor: TweedieFamily.from_estimator,
+    HuberRegressor: HuberFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
