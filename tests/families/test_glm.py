@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from skinfluence import InfluenceExplainer
 from skinfluence.families import TweedieFamily, family_for
 
-TIGHT = dict(solver="newton-cholesky", tol=1e-12, max_iter=100)
+TIGHT = {"solver": "newton-cholesky", "tol": 1e-12, "max_iter": 100}
 
 
 @pytest.fixture(autouse=True)
@@ -163,7 +163,7 @@ def test_gradient_and_hessian_match_finite_differences(estimator, power):
 
 @cases
 def test_test_loss_is_the_unit_deviance_of_sklearn_metrics(estimator, power):
-    est, X, y, sw = _fit(estimator, power)
+    est, X, y, _ = _fit(estimator, power)
     fam = family_for(est)
     mu = est.predict(X)
     ours = fam.loss(fam.encode_target(y), fam.decision(X))
@@ -275,7 +275,7 @@ def test_negative_curvature_uses_the_primal_hessian():
 
 
 def test_errors_name_the_problem():
-    est, X, y, sw = _fit(PoissonRegressor(), 1)
+    est, X, y, _ = _fit(PoissonRegressor(), 1)
     fam = family_for(est)
     with pytest.raises(ValueError, match="non-negative targets"):
         fam.encode_target(-y)

@@ -213,7 +213,7 @@ def test_every_row_an_outlier_is_refused():
 
 
 def test_test_loss_is_the_huber_loss_at_the_fitted_scale():
-    est, X, y, sw = _fit()
+    est, X, y, _ = _fit()
     fam = family_for(est)
     r = y - est.predict(X)
     s, eps = est.scale_, est.epsilon
