@@ -28,7 +28,7 @@ from . import applications
 from ._fitted import FittedInfluence
 from ._threads import limit_small
 from .estimators import representer_decomposition
-from .evaluation import trust_report
+from .evaluation import optimality_gap, trust_report
 from .families import family_for
 
 __all__ = ["InfluenceExplainer"]
@@ -197,6 +197,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     relative_gradient_norm_ : float
         ``||grad F|| / (sum_i |grad f_i| + ||penalty gradient||)`` at the fitted
         coefficients; about the solver tolerance for a converged fit.
+    optimality_gap_ : Bunch
+        SGDClassifier and SGDRegressor only: how many leave-one-out steps the
+        fit stopped from the optimum (see
+        :func:`skinfluence.evaluation.optimality_gap`); :meth:`fit` warns when
+        it is more than one and ``polish`` is False.
     n_features_in_ : int
         Number of features seen by :meth:`fit` (before any Pipeline step).
     classes_ : ndarray
@@ -326,7 +331,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             smoothing_resolve=self.smoothing_resolve, polish=self.polish,
         )
         self.relative_gradient_norm_ = self.influence_.relative_gradient_norm
-        if self.relative_gradient_norm_ > self.gradient_tol:
+        if getattr(family, "stochastic", False):  # SGD: its own, scale-free check
+            self._check_optimality(type(final).__name__)
+        elif self.relative_gradient_norm_ > self.gradient_tol:
             warnings.warn(
                 f"The estimator does not look fitted on this data: the relative "
                 f"gradient norm of its objective at the fitted coefficients is "
@@ -338,6 +345,28 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    #: warn when a stochastic fit stopped more leave-one-out steps than this
+    #: from its optimum
+    optimality_ratio = 1.0
+
+    def _check_optimality(self, name):
+        """Measure (and warn about) how far an SGD fit is from its optimum."""
+        gap = self.optimality_gap_ = optimality_gap(self.influence_)
+        if self.influence_.polished or gap.ratio <= self.optimality_ratio:
+            return
+        warnings.warn(
+            f"{name} stopped {gap.ratio:.3g} leave-one-out steps away from the "
+            f"optimum of its objective (Newton decrement {gap.newton_decrement:.3g}; "
+            f"one row's removal moves the optimum by {gap.loo_step:.3g} on average, "
+            "in the same norm). Influence describes removals at the optimum: here "
+            "refits of the estimator (loo(method='refit')) differ by their own "
+            "optimisation noise more than by the removal, and explain() uses the "
+            "gradients and curvatures of non-optimal coefficients. Pass "
+            "polish=True to explain the exact optimum of the objective (what "
+            "loo(method='exact') refits), or fit longer (tol=None, a larger "
+            "max_iter, average=True).",
+            UserWarning, stacklevel=4)
 
     # ------------------------------------------------------ fitted parts
     @property

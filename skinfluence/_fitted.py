@@ -58,6 +58,8 @@ class FittedInfluence:
         Fitted on ``problem``.
     relative_gradient_norm : float
         At the estimator's own coefficients (before any re-solve).
+    fitted_gradient : ndarray of shape (n_parameters,)
+        The objective's gradient at the estimator's own coefficients.
     removal_residuals : ndarray of shape (n_samples, n_outputs)
         ``r_i``: the gradient row ``i`` takes away is ``r_i (x) x~_i``
         (including the change of its own class weight).
@@ -81,6 +83,8 @@ class FittedInfluence:
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
+        #: the objective's gradient at the estimator's own coefficients
+        self.fitted_gradient = problem.gradient()
         self.polished = bool(polish or (smoothing_resolve and family.smoothed))
         if self.polished:
             family = polish_family(family, X, y, sample_weight)

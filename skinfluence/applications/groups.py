@@ -95,8 +95,9 @@ def _group_removal(fitted, members, exact):
         new_totals = totals - np.bincount(labels[g], weights=sw[g], minlength=n_classes)
         if np.all(new_totals > 0):
             D[position] = (new_totals.sum() / (n_classes * new_totals)) - cw
+        # all rows, then the members: weights may be normalised by the row count
         c_new = family.row_weights_from_class_weights(
-            labels[g], problem.sample_weight[g], cw + D[position])
+            labels, problem.sample_weight, cw + D[position])[g]
         R_parts.append(c_new * gradient[g])
     return (_group_gradients(problem, np.concatenate(R_parts), members) - vectors @ D.T
             - extra)

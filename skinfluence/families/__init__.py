@@ -12,6 +12,8 @@ from sklearn.linear_model import (
     PoissonRegressor,
     Ridge,
     RidgeCV,
+    SGDClassifier,
+    SGDRegressor,
     TweedieRegressor,
 )
 from sklearn.svm import LinearSVC
@@ -19,6 +21,7 @@ from sklearn.svm import LinearSVC
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .glm import TweedieFamily
 from .huber import HuberFamily
+from .sgd import SGDClassifierFamily, SGDRegressorFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .squared import SquaredLossFamily
@@ -32,6 +35,8 @@ __all__ = [
     "LinearSVCFamily",
     "TweedieFamily",
     "HuberFamily",
+    "SGDClassifierFamily",
+    "SGDRegressorFamily",
     "family_for",
     "SUPPORTED_ESTIMATORS",
     "safe_dot",
@@ -48,6 +53,8 @@ _REGISTRY = {
     GammaRegressor: TweedieFamily.from_estimator,
     TweedieRegressor: TweedieFamily.from_estimator,
     HuberRegressor: HuberFamily.from_estimator,
+    SGDClassifier: SGDClassifierFamily.from_estimator,
+    SGDRegressor: SGDRegressorFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
@@ -61,7 +68,8 @@ def family_for(estimator, *, smoothing=0.03):
     estimator : fitted estimator
         One of :data:`SUPPORTED_ESTIMATORS` (subclasses are accepted).
     smoothing : float, default=0.03
-        Temperature of the smoothed hinge for ``LinearSVC(loss="hinge")``.
+        Temperature of the smoothed hinge for ``LinearSVC(loss="hinge")`` and
+        ``SGDClassifier(loss="hinge")``.
 
     Returns
     -------
