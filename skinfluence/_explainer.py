@@ -10,7 +10,6 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -26,6 +25,7 @@ from sklearn.utils.validation import (
 
 from . import applications
 from ._fitted import FittedInfluence
+from ._resolve import resolve, sample_weight_key
 from ._threads import limit_small
 from .estimators import representer_decomposition
 from .evaluation import optimality_gap, trust_report
@@ -34,27 +34,14 @@ from .families import family_for
 __all__ = ["InfluenceExplainer"]
 
 
-def _unfreeze(estimator):
-    return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
-
-
 def _is_fitted(estimator):
+    if isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
     try:
-        check_is_fitted(_unfreeze(estimator))
+        check_is_fitted(estimator)
     except NotFittedError:
         return False
     return True
-
-
-def _split_pipeline(estimator):
-    """Return ``(transform, final)``: the preprocessing callable and the model."""
-    estimator = _unfreeze(estimator)
-    if isinstance(estimator, Pipeline):
-        final = _unfreeze(estimator.steps[-1][1])
-        if len(estimator.steps) == 1:
-            return None, final
-        return estimator[:-1].transform, final
-    return None, estimator
 
 
 def _limit_small_threads(method):
@@ -102,9 +89,18 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     Gradients and Hessians are closed form per model family: squared error
     (LinearRegression, Ridge, RidgeCV), log-loss (LogisticRegression,
-    LogisticRegressionCV, binary or multinomial) and (squared) hinge
+    LogisticRegressionCV, binary or multinomial), (squared) hinge
     (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with temperature
-    ``smoothing`` in the training objective).
+    ``smoothing`` in the training objective), the Tweedie deviance
+    (PoissonRegressor, GammaRegressor, TweedieRegressor; the test loss is the
+    unit deviance and, without labels, the change of the mean ``predict``),
+    the Huber loss with its scale re-estimated (HuberRegressor) and the losses
+    of SGDClassifier and SGDRegressor with an L2 penalty. The README lists
+    every supported estimator.
+
+    Objectives normalised by the number of rows (or their total weight: the
+    GLMs, SGD) are rescaled by a refit without a row: each row takes its share
+    of the penalty with it, and the influence includes that share.
 
     With ``class_weight="balanced"`` a refit without a row recomputes the class
     weights, which moves the optimum about as much as the removal itself; the
@@ -113,11 +109,21 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator object
-        A LinearRegression, Ridge, RidgeCV, LogisticRegression,
-        LogisticRegressionCV or LinearSVC, alone or as the last step of a
-        Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
-        used as it is and never refitted or modified; an unfitted one is cloned
-        and fitted in :meth:`fit`.
+        A supported linear model (LinearRegression, Ridge, RidgeCV,
+        LogisticRegression, LogisticRegressionCV, LinearSVC, PoissonRegressor,
+        GammaRegressor, TweedieRegressor, HuberRegressor, SGDClassifier,
+        SGDRegressor), alone or as the last step of a Pipeline, fitted or not.
+        A fitted GridSearchCV, RandomizedSearchCV or HalvingGridSearchCV is
+        explained through its ``best_estimator_`` (hyperparameters held fixed:
+        the leave-one-out truth refits the chosen model, not the search). A
+        TransformedTargetRegressor is explained in its transformed target
+        space (losses), with predictions mapped back through the inverse
+        (chain rule); its fitted transformer is held fixed like a Pipeline's
+        preprocessing. Wrappers that are not one linear model
+        (CalibratedClassifierCV, one-vs-rest and multi-output wrappers,
+        ensembles) are refused with the reason. A fitted estimator (or a
+        ``FrozenEstimator``) is used as it is and never refitted or modified;
+        an unfitted one is cloned and fitted in :meth:`fit`.
     solver : {"direct", "cg", "lissa"}, default="direct"
         How to apply the inverse Hessian. "direct" factorises it (Cholesky), in
         the primal ``d x d`` or the dual ``n x n`` form, whichever is smaller.
@@ -300,10 +306,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             estimator = clone(estimator)
             fit_params = {}
             if sample_weight is not None:
-                key = "sample_weight"
-                if isinstance(estimator, Pipeline):
-                    key = f"{estimator.steps[-1][0]}__sample_weight"
-                fit_params[key] = sample_weight
+                fit_params[sample_weight_key(estimator)] = sample_weight
             estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator
         if hasattr(estimator, "feature_names_in_"):
@@ -311,8 +314,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             validate_data(self, X, skip_check_array=True, reset=False)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self._transform, final = _split_pipeline(estimator)
+        final, self._transform, self._target = resolve(estimator)
         family = family_for(final, smoothing=self.smoothing)
+        if self._target is not None:  # TransformedTargetRegressor
+            self._target.check_invertible(y)
+            family = family.with_target_transform(self._target)
+            y = self._target.forward(y)
 
         X_train = self._prepare_X(X, family, reset=True)
         if y.shape[0] != X_train.shape[0]:
@@ -384,6 +391,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         """The fitted solver (``solver_.diagnostics_`` describes it)."""
         return self.influence_.solver
 
+    def _prepare_y(self, y):
+        """Test targets in the space the final model was fitted in."""
+        if y is None or self._target is None:
+            return y
+        return self._target.forward(column_or_1d(y))
+
     def _prepare_X(self, X, family=None, reset=False):
         """Validate ``X`` and apply the Pipeline's preprocessing."""
         family = self.family_ if family is None else family
@@ -454,7 +467,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"method must be 'first_order' or 'newton'; got {method!r}."
             )
-        return self.influence_.explain(self._prepare_X(X), y, method=method,
+        return self.influence_.explain(self._prepare_X(X), self._prepare_y(y),
+                                       method=method,
                                        chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
@@ -499,7 +513,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         if not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}.")
-        return self.influence_.top_influencers(self._prepare_X(X), y, k=k,
+        return self.influence_.top_influencers(self._prepare_X(X), self._prepare_y(y),
+                                               k=k,
                                                chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
@@ -529,7 +544,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss; for the hinge, the optimum of the
             smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss, Newton for the smooth losses.
+            closed form for squared loss, Newton for the smooth losses (for
+            HuberRegressor jointly with its scale, which "newton" holds
+            fixed).
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -549,7 +566,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if method not in ("refit", "newton", "exact"):
             raise ValueError(
                 f"method must be 'refit', 'newton' or 'exact'; got {method!r}.")
-        return self.influence_.loo(self._prepare_X(X), y, method=method,
+        return self.influence_.loo(self._prepare_X(X), self._prepare_y(y),
+                                   method=method,
                                    rows=train_indices, n_jobs=n_jobs, verbose=verbose)
 
     def trust_report(self, X, y=None, *, method="first_order", loo_method="refit",
@@ -659,7 +677,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             return applications.validation_influence(
-                self.influence_, self._prepare_X(X_val), y_val)
+                self.influence_, self._prepare_X(X_val), self._prepare_y(y_val))
 
     def loo_self_loss(self, method="newton_step", n_jobs=None):
         """Change of each training row's own loss when it is left out.
@@ -758,7 +776,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             if method == "validation" and X_val is not None:
                 X_val = self._prepare_X(X_val)
             return applications.rank_suspicious(self.influence_, method=method,
-                                                X_val=X_val, y_val=y_val)
+                                                X_val=X_val,
+                                                y_val=self._prepare_y(y_val))
 
     def group_influence(self, X, y=None, groups=None, *, method="first_order",
                         n_jobs=None):
@@ -812,7 +831,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                              "row or a list of index arrays.")
         with self._small_threads():
             out, _ = applications.group_influence(
-                self.influence_, self._prepare_X(X), y, groups, method=method,
+                self.influence_, self._prepare_X(X), self._prepare_y(y), groups,
+                method=method,
                 n_jobs=n_jobs)
         return out
 
@@ -973,7 +993,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             return applications.perturbation_influence(
-                self.influence_, self._prepare_X(X), y, rows=rows)
+                self.influence_, self._prepare_X(X), self._prepare_y(y), rows=rows)
 
     def representer_points(self, X, y=None, *, polish=True, tol=1e-12):
         """Split each test decision value into one contribution per training row.
@@ -995,7 +1015,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         with self._small_threads():
-            return representer_decomposition(self.influence_, self._prepare_X(X), y,
+            return representer_decomposition(self.influence_, self._prepare_X(X),
+                                             self._prepare_y(y),
                                              polish=polish, tol=tol)
 
     # ---------------------------------------------------------- delegation

@@ -85,7 +85,8 @@ def family_for(estimator, *, smoothing=0.03):
         raise TypeError(
             f"{type(estimator).__name__} is not supported. skinfluence computes "
             "closed-form influence for smooth L2-regularised linear models: "
-            f"{', '.join(SUPPORTED_ESTIMATORS)} (alone or as the last step of a "
-            "Pipeline)."
+            f"{', '.join(SUPPORTED_ESTIMATORS)} (alone, as the last step of a "
+            "Pipeline, as a search's best_estimator_ or inside a "
+            "TransformedTargetRegressor)."
         )
     return builder(estimator, smoothing=smoothing)
