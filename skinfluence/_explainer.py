@@ -538,7 +538,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
             ``max_iter=100_000``), warm-started from the full solution where the
             estimator supports it; the baseline loss comes from a full-data refit
-            with the same settings. LinearSVC with ``loss="hinge"`` refits the
+            with the same settings. SGDClassifier and SGDRegressor refits are
+            further runs of stochastic gradient descent, as noisy as the fit
+            itself (see ``optimality_gap_``); "exact" gives their objective's
+            leave-one-out. LinearSVC with ``loss="hinge"`` refits the
             true hinge. "newton" finds each leave-one-out optimum of the
             family's closed-form objective by Newton steps from the polished
             full optimum, to a relative gradient norm of 1e-10 (one step,

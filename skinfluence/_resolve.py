@@ -106,6 +106,23 @@ def resolve(estimator):
     resolved : Resolved
         ``final`` (the linear model), ``transform`` (callable on ``X`` or None)
         and ``target`` (:class:`TargetTransform` or None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.compose import TransformedTargetRegressor
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(40, 3)), rng.uniform(1, 2, 40)
+    >>> model = TransformedTargetRegressor(
+    ...     make_pipeline(StandardScaler(), Ridge()), func=np.log, inverse_func=np.exp)
+    >>> search = GridSearchCV(model, {"regressor__ridge__alpha": [0.1, 1.0]}, cv=3)
+    >>> final, transform, target = resolve(search.fit(X, y))
+    >>> type(final).__name__, transform is not None, target is not None
+    ('Ridge', True, True)
     """
     estimator = _unfreeze(estimator)
     name = type(estimator).__name__

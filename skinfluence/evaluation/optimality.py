@@ -35,6 +35,26 @@ def optimality_gap(fitted, max_rows=1000):
         coefficients), ``loo_step`` (root mean square of
         ``sqrt(g_i^T H^{-1} g_i)`` over the rows) and ``ratio`` (the first
         over the second).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import SGDClassifier
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceExplainer
+    >>> from skinfluence.evaluation import optimality_gap
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> sgd = SGDClassifier(loss="log_loss", alpha=0.01, random_state=0).fit(X, y)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # it warns: far from the optimum
+    ...     explainer = InfluenceExplainer(sgd).fit(X, y)
+    >>> bool(optimality_gap(explainer.influence_).ratio > 1)
+    True
+    >>> polished = InfluenceExplainer(sgd, polish=True).fit(X, y)
+    >>> bool(polished.problem_.relative_gradient_norm() < 1e-10)
+    True
     """
     problem, solver = fitted.problem, fitted.solver
     g = fitted.fitted_gradient

@@ -44,7 +44,7 @@ def tight_clone(estimator):
     * LinearRegression, Ridge: unchanged (direct solvers are exact); a fitted
       RidgeCV becomes a Ridge with its chosen ``alpha_``.
     * PoissonRegressor, GammaRegressor, TweedieRegressor:
-      ``solver="newton-cholesky"``, ``tol=1e-12``, ``max_iter=1000``,
+      ``solver="newton-cholesky"``, ``tol=1e-12``, ``max_iter=100``,
       ``warm_start=True``.
     * HuberRegressor: ``tol=1e-12``, ``max_iter=100_000`` (L-BFGS-B, whose
       relative function tolerance of about 2e-9 is fixed by scikit-learn).
@@ -69,7 +69,7 @@ def tight_clone(estimator):
             est.set_params(solver="newton-cholesky", tol=1e-10, max_iter=1000,
                            warm_start=True)
     elif isinstance(est, (PoissonRegressor, GammaRegressor, TweedieRegressor)):
-        est.set_params(solver="newton-cholesky", tol=1e-12, max_iter=1000,
+        est.set_params(solver="newton-cholesky", tol=1e-12, max_iter=100,
                        warm_start=True)
     elif isinstance(est, HuberRegressor):
         est.set_params(tol=1e-12, max_iter=100_000, warm_start=False)

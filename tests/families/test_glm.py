@@ -283,3 +283,15 @@ def test_errors_name_the_problem():
         family_for(GammaRegressor().fit(X, y + 1)).encode_target(np.r_[0.0, y[1:]])
     with pytest.raises(ValueError, match="link must be"):
         TweedieFamily(np.zeros(2), 0.0, link="logit")
+
+
+def test_prediction_influence_is_the_change_of_predict():
+    est, X, y, sw = _fit(PoissonRegressor(alpha=0.3), 1)
+    explainer = InfluenceExplainer(est).fit(X, y, sample_weight=sw)
+    X_test = _data(1, n=4, seed=3)[0]
+    for method in ("first_order", "newton"):
+        np.testing.assert_allclose(explainer.prediction_influence(X_test, method=method),
+                                   explainer.explain(X_test, method=method), rtol=1e-12)
+    truth = explainer.loo(X_test, method="exact")
+    newton = explainer.prediction_influence(X_test, method="newton")
+    assert np.abs(newton - truth).max() < 0.05 * np.abs(truth).max()

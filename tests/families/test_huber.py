@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 from sklearn.linear_model import HuberRegressor
 from sklearn.linear_model._huber import _huber_loss_and_gradient
@@ -59,9 +60,12 @@ def _params(est):
     return np.r_[head, est.scale_]
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("fit_intercept", [True, False], ids=["intercept", "noint"])
-def test_joint_objective_is_sklearns(fit_intercept):
+def test_joint_objective_is_sklearns(fit_intercept, sparse):
     est, X, y, sw = _fit(fit_intercept)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) < 0.3, 0.0, X))
     fam = family_for(est)
     assert isinstance(fam, HuberFamily)
     rng = np.random.default_rng(3)
