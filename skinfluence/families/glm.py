@@ -123,9 +123,24 @@ class TweedieFamily(LinearFamily):
     def _mu(self, Z):
         return np.exp(Z) if self.link == "log" else Z
 
+    def _test_mean(self, Z):
+        """The mean of test rows, refusing a non-positive one where the
+        deviance is undefined (identity link, power > 0)."""
+        mu = self._mu(Z)
+        if self.link == "identity" and self.power > 0 and np.any(mu <= 0):
+            raise ValueError(
+                f"The identity link predicts a mean <= 0 for {int(np.sum(mu <= 0))} "
+                f"rows, where the Tweedie deviance of power {self.power:g} is "
+                "undefined. Explain predictions (y=None) instead, or fit with "
+                "link='log'.")
+        return mu
+
     def output_losses(self, Y, Z):
-        """Unit deviance ``d_p(y, mu)`` (zero at ``mu = y``)."""
-        mu, p = self._mu(Z), self.power
+        """Unit deviance ``d_p(y, mu)`` (zero at ``mu = y``) of test rows."""
+        return self._deviance(Y, self._test_mean(Z))
+
+    def _deviance(self, Y, mu):
+        p = self.power
         with np.errstate(divide="ignore", invalid="ignore"):
             if p == 0:
                 return (Y - mu) ** 2
@@ -138,7 +153,7 @@ class TweedieFamily(LinearFamily):
 
     def training_output_losses(self, Y, Z):
         """Half the unit deviance: scikit-learn's ``HalfTweedieLoss`` terms."""
-        return 0.5 * self.output_losses(Y, Z)
+        return 0.5 * self._deviance(Y, self._mu(Z))
 
     def training_loss_gradient(self, Y, Z):
         # d/dmu of the half deviance is mu^-p (mu - y); times dmu/dz
@@ -148,6 +163,7 @@ class TweedieFamily(LinearFamily):
         return mu ** (1 - p) - Y * mu ** (-p)
 
     def loss_gradient(self, Y, Z):
+        self._test_mean(Z)
         return 2.0 * self.training_loss_gradient(Y, Z)
 
     def loss_hessian(self, Y, Z):

@@ -295,3 +295,13 @@ def test_prediction_influence_is_the_change_of_predict():
     truth = explainer.loo(X_test, method="exact")
     newton = explainer.prediction_influence(X_test, method="newton")
     assert np.abs(newton - truth).max() < 0.05 * np.abs(truth).max()
+
+
+def test_identity_link_refuses_a_non_positive_mean():
+    est, X, y, sw = _fit(TweedieRegressor(power=2, link="identity", alpha=0.3), 2)
+    explainer = InfluenceExplainer(est).fit(X, y, sample_weight=sw)
+    far = 50 * np.sign(est.coef_)[None, :] * -np.ones((1, X.shape[1]))
+    assert est.predict(far)[0] <= 0
+    with pytest.raises(ValueError, match="predicts a mean <= 0"):
+        explainer.explain(far, y[:1])
+    assert np.all(np.isfinite(explainer.explain(far)))  # predictions stay defined
