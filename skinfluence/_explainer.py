@@ -10,7 +10,6 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -27,35 +26,23 @@ from sklearn.utils.validation import (
 from . import applications
 from ._fitcheck import FitWarning
 from ._fitted import FittedInfluence
+from ._resolve import resolve, sample_weight_key
 from ._threads import limit_small
 from .estimators import representer_decomposition
-from .evaluation import trust_report
+from .evaluation import optimality_gap, trust_report
 from .families import family_for
 
 __all__ = ["InfluenceExplainer"]
 
 
-def _unfreeze(estimator):
-    return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
-
-
 def _is_fitted(estimator):
+    if isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
     try:
-        check_is_fitted(_unfreeze(estimator))
+        check_is_fitted(estimator)
     except NotFittedError:
         return False
     return True
-
-
-def _split_pipeline(estimator):
-    """Return ``(transform, final)``: the preprocessing callable and the model."""
-    estimator = _unfreeze(estimator)
-    if isinstance(estimator, Pipeline):
-        final = _unfreeze(estimator.steps[-1][1])
-        if len(estimator.steps) == 1:
-            return None, final
-        return estimator[:-1].transform, final
-    return None, estimator
 
 
 def _limit_small_threads(method):
@@ -124,9 +111,18 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     Gradients and Hessians are closed form per model family: squared error
     (LinearRegression, Ridge, RidgeCV), log-loss (LogisticRegression,
-    LogisticRegressionCV, binary or multinomial) and (squared) hinge
+    LogisticRegressionCV, binary or multinomial), (squared) hinge
     (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with temperature
-    ``smoothing`` in the training objective).
+    ``smoothing`` in the training objective), the Tweedie deviance
+    (PoissonRegressor, GammaRegressor, TweedieRegressor; the test loss is the
+    unit deviance and, without labels, the change of the mean ``predict``),
+    the Huber loss with its scale re-estimated (HuberRegressor) and the losses
+    of SGDClassifier and SGDRegressor with an L2 penalty. The README lists
+    every supported estimator.
+
+    Objectives normalised by the number of rows (or their total weight: the
+    GLMs, SGD) are rescaled by a refit without a row: each row takes its share
+    of the penalty with it, and the influence includes that share.
 
     With ``class_weight="balanced"`` a refit without a row recomputes the class
     weights, which moves the optimum about as much as the removal itself; the
@@ -135,11 +131,21 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator object
-        A LinearRegression, Ridge, RidgeCV, LogisticRegression,
-        LogisticRegressionCV or LinearSVC, alone or as the last step of a
-        Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
-        used as it is and never refitted or modified; an unfitted one is cloned
-        and fitted in :meth:`fit`.
+        A supported linear model (LinearRegression, Ridge, RidgeCV,
+        LogisticRegression, LogisticRegressionCV, LinearSVC, PoissonRegressor,
+        GammaRegressor, TweedieRegressor, HuberRegressor, SGDClassifier,
+        SGDRegressor), alone or as the last step of a Pipeline, fitted or not.
+        A fitted GridSearchCV, RandomizedSearchCV or HalvingGridSearchCV is
+        explained through its ``best_estimator_`` (hyperparameters held fixed:
+        the leave-one-out truth refits the chosen model, not the search). A
+        TransformedTargetRegressor is explained in its transformed target
+        space (losses), with predictions mapped back through the inverse
+        (chain rule); its fitted transformer is held fixed like a Pipeline's
+        preprocessing. Wrappers that are not one linear model
+        (CalibratedClassifierCV, one-vs-rest and multi-output wrappers,
+        ensembles) are refused with the reason. A fitted estimator (or a
+        ``FrozenEstimator``) is used as it is and never refitted or modified;
+        an unfitted one is cloned and fitted in :meth:`fit`.
     solver : {"direct", "cg", "lissa"}, default="direct"
         How to apply the inverse Hessian. "direct" factorises it (Cholesky), in
         the primal ``d x d`` or the dual ``n x n`` form, whichever is smaller.
@@ -161,6 +167,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         smoothed objective (found by Newton's method from the fitted
         coefficients) instead of at the fitted coefficients themselves, where
         support vectors sit exactly on the margin. The estimator is untouched.
+    polish : bool, default=False
+        Move to the exact optimum of the estimator's objective by Newton's
+        method from the fitted coefficients (jointly with the scale for
+        HuberRegressor) and explain that optimum. The estimator is untouched.
+        Use it for a fit that stopped far from its optimum, typically
+        SGDClassifier and SGDRegressor: the influence then describes the
+        optimum of the objective (what ``loo(method="exact")`` refits), not the
+        stochastic-gradient iterate the estimator holds, and ``explain``'s
+        predictions start from the polished coefficients.
     damping : float, default=0.0
         Added to the diagonal of the Hessian. Use a small positive value when the
         Hessian is singular (no penalty, collinear features).
@@ -220,6 +235,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     newton_decrement_ : float
         ``sqrt(g^T H^{-1} g)`` at the fitted coefficients: the distance to the
         optimum in the Hessian's norm.
+    optimality_gap_ : Bunch
+        SGDClassifier and SGDRegressor only: how many leave-one-out steps the
+        fit stopped from the optimum (see
+        :func:`skinfluence.evaluation.optimality_gap`); :meth:`fit` warns when
+        it is more than one and ``polish`` is False.
     n_features_in_ : int
         Number of features seen by :meth:`fit` (before any Pipeline step).
     classes_ : ndarray
@@ -257,16 +277,19 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         "smoothing": [Interval(Real, 0, None, closed="neither")],
         "damping": [Interval(Real, 0, None, closed="left")],
         "smoothing_resolve": ["boolean"],
+        "polish": ["boolean"],
         "gradient_tol": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, estimator, *, solver="direct", smoothing=0.03,
-                 smoothing_resolve=True, damping=0.0, tol=1e-8, max_iter=None,
-                 solver_params=None, random_state=None, gradient_tol=0.05):
+                 smoothing_resolve=True, polish=False, damping=0.0, tol=1e-8,
+                 max_iter=None, solver_params=None, random_state=None,
+                 gradient_tol=0.05):
         self.estimator = estimator
         self.solver = solver
         self.smoothing = smoothing
         self.smoothing_resolve = smoothing_resolve
+        self.polish = polish
         self.damping = damping
         self.tol = tol
         self.max_iter = max_iter
@@ -323,10 +346,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             estimator = clone(estimator)
             fit_params = {}
             if sample_weight is not None:
-                key = "sample_weight"
-                if isinstance(estimator, Pipeline):
-                    key = f"{estimator.steps[-1][0]}__sample_weight"
-                fit_params[key] = sample_weight
+                fit_params[sample_weight_key(estimator)] = sample_weight
             estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator
         if hasattr(estimator, "feature_names_in_"):
@@ -334,8 +354,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             validate_data(self, X, skip_check_array=True, reset=False)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self._transform, final = _split_pipeline(estimator)
+        final, self._transform, self._target = resolve(estimator)
         family = family_for(final, smoothing=self.smoothing)
+        if self._target is not None:  # TransformedTargetRegressor
+            self._target.check_invertible(y)
+            family = family.with_target_transform(self._target)
+            y = self._target.forward(y)
 
         X_train = self._prepare_X(X, family, reset=True)
         if y.shape[0] != X_train.shape[0]:
@@ -353,16 +377,44 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             damping=self.damping, tol=self.tol, max_iter=self.max_iter,
             solver_params=self.solver_params, random_state=self.random_state,
             smoothing_resolve=self.smoothing_resolve, gradient_tol=self.gradient_tol,
+            polish=self.polish,
         )
         self.relative_gradient_norm_ = self.influence_.relative_gradient_norm
         report = self.influence_.fit_report
         self.newton_decrement_ = report.decrement
         self.fit_gap_ = report.gap
+        if getattr(family, "stochastic", False):  # SGD: its own, scale-free check
+            self._check_optimality(type(final).__name__)
         for kind, message in report.messages:
             if kind == "no_optimum":
                 raise ValueError(message)
+            if kind in ("not_converged", "separable") and getattr(
+                    family, "stochastic", False):
+                continue
             warnings.warn(message, FitWarning, stacklevel=3)
         return self
+
+    #: warn when a stochastic fit stopped more leave-one-out steps than this
+    #: from its optimum
+    optimality_ratio = 1.0
+
+    def _check_optimality(self, name):
+        """Measure (and warn about) how far an SGD fit is from its optimum."""
+        gap = self.optimality_gap_ = optimality_gap(self.influence_)
+        if self.influence_.polished or gap.ratio <= self.optimality_ratio:
+            return
+        warnings.warn(
+            f"{name} stopped {gap.ratio:.3g} leave-one-out steps away from the "
+            f"optimum of its objective (Newton decrement {gap.newton_decrement:.3g}; "
+            f"one row's removal moves the optimum by {gap.loo_step:.3g} on average, "
+            "in the same norm). Influence describes removals at the optimum: here "
+            "refits of the estimator (loo(method='refit')) differ by their own "
+            "optimisation noise more than by the removal, and explain() uses the "
+            "gradients and curvatures of non-optimal coefficients. Pass "
+            "polish=True to explain the exact optimum of the objective (what "
+            "loo(method='exact') refits), or fit longer (tol=None, a larger "
+            "max_iter, average=True).",
+            UserWarning, stacklevel=4)
 
     # ------------------------------------------------------ fitted parts
     @property
@@ -379,6 +431,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     def solver_(self):
         """The fitted solver (``solver_.diagnostics_`` describes it)."""
         return self.influence_.solver
+
+    def _prepare_y(self, y):
+        """Test targets in the space the final model was fitted in."""
+        if y is None or self._target is None:
+            return y
+        return self._target.forward(column_or_1d(y))
 
     def _prepare_X(self, X, family=None, reset=False):
         """Validate ``X`` and apply the Pipeline's preprocessing."""
@@ -451,7 +509,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 f"method must be 'first_order' or 'newton'; got {method!r}."
             )
         _check_chunk_size(chunk_size)
-        return self.influence_.explain(self._prepare_X(X), y, method=method,
+        return self.influence_.explain(self._prepare_X(X), self._prepare_y(y),
+                                       method=method,
                                        chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
@@ -497,7 +556,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}.")
         _check_chunk_size(chunk_size)
-        return self.influence_.top_influencers(self._prepare_X(X), y, k=k,
+        return self.influence_.top_influencers(self._prepare_X(X), self._prepare_y(y),
+                                               k=k,
                                                chunk_size=chunk_size, dtype=dtype)
 
     @_limit_small_threads
@@ -521,13 +581,18 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
             ``max_iter=100_000``), warm-started from the full solution where the
             estimator supports it; the baseline loss comes from a full-data refit
-            with the same settings. LinearSVC with ``loss="hinge"`` refits the
+            with the same settings. SGDClassifier and SGDRegressor refits are
+            further runs of stochastic gradient descent, as noisy as the fit
+            itself (see ``optimality_gap_``); "exact" gives their objective's
+            leave-one-out. LinearSVC with ``loss="hinge"`` refits the
             true hinge. "newton" finds each leave-one-out optimum of the
             family's closed-form objective by Newton steps from the polished
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss; for the hinge, the optimum of the
             smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss, Newton for the smooth losses.
+            closed form for squared loss, Newton for the smooth losses (for
+            HuberRegressor jointly with its scale, which "newton" holds
+            fixed).
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -562,9 +627,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 f"method must be 'refit', 'newton' or 'exact'; got {method!r}.")
         if tol is not None and not (isinstance(tol, Real) and tol > 0):
             raise ValueError(f"tol must be a positive number; got {tol!r}.")
-        out = self.influence_.loo(self._prepare_X(X), y, method=method,
-                                  rows=train_indices, n_jobs=n_jobs, verbose=verbose,
-                                  tol=tol)
+        out = self.influence_.loo(self._prepare_X(X), self._prepare_y(y),
+                                  method=method, rows=train_indices, n_jobs=n_jobs,
+                                  verbose=verbose, tol=tol)
         self.loo_info_ = self.influence_.loo_info
         return out
 
@@ -681,7 +746,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             return applications.validation_influence(
-                self.influence_, self._prepare_X(X_val), y_val)
+                self.influence_, self._prepare_X(X_val), self._prepare_y(y_val))
 
     def functional_influence(self, X_eval, functional, y_eval=None, groups=None, *,
                              method="newton", temperature=1.0, second_order="auto",
@@ -879,7 +944,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             if method == "validation" and X_val is not None:
                 X_val = self._prepare_X(X_val)
             return applications.rank_suspicious(self.influence_, method=method,
-                                                X_val=X_val, y_val=y_val)
+                                                X_val=X_val,
+                                                y_val=self._prepare_y(y_val))
 
     def group_influence(self, X, y=None, groups=None, *, method="first_order",
                         n_jobs=None):
@@ -933,7 +999,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                              "row or a list of index arrays.")
         with self._small_threads():
             out, _ = applications.group_influence(
-                self.influence_, self._prepare_X(X), y, groups, method=method,
+                self.influence_, self._prepare_X(X), self._prepare_y(y), groups,
+                method=method,
                 n_jobs=n_jobs)
         return out
 
@@ -1124,7 +1191,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             return applications.perturbation_influence(
-                self.influence_, self._prepare_X(X), y, rows=rows)
+                self.influence_, self._prepare_X(X), self._prepare_y(y), rows=rows)
 
     def representer_points(self, X, y=None, *, polish=True, tol=1e-12):
         """Split each test decision value into one contribution per training row.
@@ -1146,7 +1213,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         with self._small_threads():
-            return representer_decomposition(self.influence_, self._prepare_X(X), y,
+            return representer_decomposition(self.influence_, self._prepare_X(X),
+                                             self._prepare_y(y),
                                              polish=polish, tol=tol)
 
     # ---------------------------------------------------------- delegation

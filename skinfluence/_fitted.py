@@ -23,7 +23,8 @@ from ._influence import (
     top_k_indices,
 )
 from ._fitcheck import check_fit
-from .exact import LOO_TOL, exact_loo, newton_loo, newton_minimize, refit_loo
+from .exact import LOO_TOL, exact_loo, newton_loo, refit_loo
+from .exact import polish as polish_family
 from .solvers import make_solver
 
 __all__ = ["FittedInfluence"]
@@ -46,6 +47,10 @@ class FittedInfluence:
         As in :class:`~skinfluence.InfluenceExplainer`.
     smoothing_resolve : bool, default=True
         For a smoothed loss, move to the minimiser of the smoothed objective.
+    polish : bool, default=False
+        Move to the exact minimiser of the objective by Newton's method from
+        the fitted coefficients (the estimator is untouched) and explain that
+        optimum instead of the fitted coefficients.
 
     Attributes
     ----------
@@ -61,26 +66,36 @@ class FittedInfluence:
         the predicted relative change of the influence in one Newton step
         (``gap``), the Newton decrement and the messages the explainer turns
         into warnings.
+    fitted_gradient : ndarray of shape (n_parameters,)
+        The objective's gradient at the estimator's own coefficients.
     removal_residuals : ndarray of shape (n_samples, n_outputs)
         ``r_i``: the gradient row ``i`` takes away is ``r_i (x) x~_i``
         (including the change of its own class weight).
     class_shift : tuple or None
-        ``(vectors, delta)`` of the class re-balancing of a refit
-        (``class_weight="balanced"``), or None.
+        ``(vectors, delta)``: the removal-gradient directions shared by all
+        rows, the class re-balancing of a refit (``class_weight="balanced"``)
+        first, then the family's :meth:`~LinearFamily.removal_shift` (a
+        row's share of the penalty, a profiled scale); or None.
+    n_class_columns : int
+        How many leading columns of ``class_shift`` are class re-balancing.
+    polished : bool
+        Whether the parameters were moved to the exact optimum.
     """
 
     def __init__(self, family, X, y, sample_weight=None, *, estimator=None,
                  solver="direct", damping=0.0, tol=1e-8, max_iter=None,
                  solver_params=None, random_state=None, smoothing_resolve=True,
-                 gradient_tol=0.05):
+                 gradient_tol=0.05, polish=False):
         weights_given = sample_weight is not None
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
-        if smoothing_resolve and family.smoothed:
-            theta, _ = newton_minimize(family, X, y, sample_weight)
-            family = family.with_theta(theta)
+        #: the objective's gradient at the estimator's own coefficients
+        self.fitted_gradient = problem.gradient()
+        self.polished = bool(polish or (smoothing_resolve and family.smoothed))
+        if self.polished:
+            family = polish_family(family, X, y, sample_weight)
             problem = family.bind(X, y, sample_weight)
         self.solver = make_solver(
             solver, damping=damping, pinv_rtol=family.pinv_rtol, tol=tol,
@@ -111,6 +126,12 @@ class FittedInfluence:
             self.removal_residuals = problem.residuals * row_scale
             vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
             self.class_shift = (vectors.T, delta)
+        self.n_class_columns = 0 if self.class_shift is None else delta.shape[1]
+        shift = family.removal_shift(problem)
+        if shift is not None:
+            if self.class_shift is not None:
+                shift = tuple(np.hstack(pair) for pair in zip(self.class_shift, shift))
+            self.class_shift = shift
         self.family = family
         self.problem = problem
         self.estimator = estimator
@@ -160,7 +181,7 @@ class FittedInfluence:
     def test_gradient(self, Y, Z):
         """Derivative of the explained quantity with respect to ``Z``: (m, K)."""
         if Y is None:
-            return self.family.prediction_gradient(Z)
+            return self.family.predicted_gradient(Z)
         return self.family.loss_gradient(Y, Z)
 
     def train_rows(self, train_indices):
@@ -250,11 +271,13 @@ class FittedInfluence:
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
                                     X[rows])
-            if Y is None:
-                influence[rows] = dZ[:, :, 0]
-                continue
-            Zr, Yr = Z[rows], Y[rows]
+            Zr = Z[rows]
             m = Zr.shape[0]
+            if Y is None:
+                moved = family.predicted((Zr[:, None, :] + dZ).reshape(m * n_train, K))
+                influence[rows] = moved.reshape(m, n_train) - family.predicted(Zr)[:, None]
+                continue
+            Yr = Y[rows]
             moved = family.loss(np.repeat(Yr, n_train, axis=0),
                                 (Zr[:, None, :] + dZ).reshape(m * n_train, K))
             influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
@@ -384,7 +407,7 @@ class FittedInfluence:
                 self.estimator, problem.X, problem.y, self.sample_weight, X, labels,
                 rows[refit_rows], n_jobs=n_jobs, verbose=verbose,
                 tol=1e-10 if tol is None or method != "refit" else tol,
-                return_info=True)
+                return_info=True, family=self.family)
             out[:, refit_rows] = values
             n_iter[refit_rows], converged[refit_rows] = info.n_iter, info.converged
         if engine_rows.any():

@@ -151,10 +151,11 @@ def test_multi_output_target_names_the_fix():
         InfluenceExplainer(Ridge().fit(X, Y)).fit(X, Y)
 
 
-def test_search_object_points_to_best_estimator():
+def test_search_without_a_refitted_model_names_the_fix():
     X, y = classification()
-    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
-    with pytest.raises(TypeError, match=r"search.best_estimator_"):
+    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3,
+                          refit=False).fit(X, y)
+    with pytest.raises(ValueError, match="refit=True"):
         InfluenceExplainer(search).fit(X, y)
 
 

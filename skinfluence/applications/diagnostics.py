@@ -56,7 +56,8 @@ def _parameter_steps(fitted, rows, R):
 
 
 def prediction_influence(fitted, X, method="first_order"):
-    """Change of the decision function of each (prepared) test row per removal."""
+    """Change of the decision function (classifiers) or ``predict``
+    (regressors) of each (prepared) test row per removal."""
     if method not in ("first_order", "newton"):
         raise ValueError(f"method must be 'first_order' or 'newton'; got {method!r}.")
     problem, family, solver = fitted.problem, fitted.family, fitted.solver
@@ -79,6 +80,14 @@ def prediction_influence(fitted, X, method="first_order"):
             if shift is not None:
                 vectors, delta = shift
                 out[rows, :, k] -= (U.T @ vectors) @ delta.T
+    if not family.is_classifier:
+        # a regressor's predict: through the inverse link and target transform
+        Z = family.decision(X)
+        if method == "first_order":
+            out *= family.predicted_gradient(Z)[:, None, :]
+        else:
+            moved = family.predicted((Z[:, None, :] + out).reshape(m * n, K))
+            out[:, :, 0] = moved.reshape(m, n) - family.predicted(Z)[:, None]
     return out[:, :, 0] if K == 1 else out
 
 

@@ -75,13 +75,17 @@ def _group_removal(fitted, members, exact):
     if shift is None:
         return _group_gradients(problem, fitted.removal_residuals[rows], members)
     vectors, delta = shift
-    if not exact:
+    n_class = fitted.n_class_columns  # the rest (a penalty share) is additive
+    if not exact or n_class == 0:
         R = fitted.removal_residuals[rows]
-        D = np.stack([delta[g].sum(axis=0) for g in members])  # (G, n_classes)
+        D = np.stack([delta[g].sum(axis=0) for g in members])  # (G, n_columns)
         return _group_gradients(problem, R, members) - vectors @ D.T
+    additive = np.stack([delta[g, n_class:].sum(axis=0) for g in members])
+    extra = vectors[:, n_class:] @ additive.T
+    vectors = vectors[:, :n_class]
     # exact re-balancing: class weights recomputed without the group
     labels = family.class_index(problem.y)
-    sw = problem.sample_weight
+    sw = family.balancing_weights(problem.sample_weight)
     n_classes = len(family.classes)
     totals = np.bincount(labels, weights=sw, minlength=n_classes)
     cw = totals.sum() / (n_classes * totals)
@@ -91,9 +95,12 @@ def _group_removal(fitted, members, exact):
         new_totals = totals - np.bincount(labels[g], weights=sw[g], minlength=n_classes)
         if np.all(new_totals > 0):
             D[position] = (new_totals.sum() / (n_classes * new_totals)) - cw
-        c_new = family.row_weights_from_class_weights(labels[g], sw[g], cw + D[position])
+        # all rows, then the members: weights may be normalised by the row count
+        c_new = family.row_weights_from_class_weights(
+            labels, problem.sample_weight, cw + D[position])[g]
         R_parts.append(c_new * gradient[g])
-    return _group_gradients(problem, np.concatenate(R_parts), members) - vectors @ D.T
+    return (_group_gradients(problem, np.concatenate(R_parts), members) - vectors @ D.T
+            - extra)
 
 
 def _curvature_factor(curvature, K):
@@ -146,23 +153,24 @@ def group_influence(fitted, X, y, groups, method="first_order", n_jobs=None):
         y_labels = fitted.test_labels(X, y, family.decision(X))
         return refit_groups(fitted.estimator, problem.X, problem.y,
                             fitted.sample_weight, X, y_labels, members,
-                            n_jobs=n_jobs), labels
+                            n_jobs=n_jobs, family=family), labels
     Y, Z = fitted.test_targets(X, y)
     U = group_steps(fitted, members, method)  # (d, G)
     dZ = problem.parameters_to_rows(U, X)  # (m, K, G)
     if method == "first_order":
-        Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
+        Q = family.predicted_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
         return np.einsum("mk,mkg->mg", Q, dZ), labels
-    if Y is None:
-        return dZ[:, 0, :], labels
     m, K, G = dZ.shape
+    if Y is None:
+        moved = family.predicted((Z[:, :, None] + dZ).transpose(0, 2, 1).reshape(m * G, K))
+        return moved.reshape(m, G) - family.predicted(Z)[:, None], labels
     moved = family.loss(np.repeat(Y, G, axis=0),
                         (Z[:, :, None] + dZ).transpose(0, 2, 1).reshape(m * G, K))
     return moved.reshape(m, G) - family.loss(Y, Z)[:, None], labels
 
 
 def refit_groups(estimator, X, y, sample_weight, X_test, y_test, groups, *,
-                 n_jobs=None, verbose=0):
+                 n_jobs=None, verbose=0, family=None):
     """Actual change of the test quantity when each group of rows is removed.
 
     Refits a :func:`~skinfluence.exact.tight_clone` of ``estimator`` without each
@@ -172,7 +180,8 @@ def refit_groups(estimator, X, y, sample_weight, X_test, y_test, groups, *,
     (n_test, n_groups).
     """
     return refit_loo(estimator, X, y, sample_weight, X_test, y_test,
-                     [np.asarray(g) for g in groups], n_jobs=n_jobs, verbose=verbose)
+                     [np.asarray(g) for g in groups], n_jobs=n_jobs, verbose=verbose,
+                     family=family)
 
 
 

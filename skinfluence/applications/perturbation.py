@@ -15,7 +15,7 @@ def perturbation_influence(fitted, X, y, rows=None):
     (n_test, n_rows, n_features)."""
     problem, family, solver = fitted.problem, fitted.family, fitted.solver
     Y, Z = fitted.test_targets(X, y)
-    Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
+    Q = family.predicted_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
     rows = fitted.train_rows(rows)
     X_train = problem.X[rows]
     r = problem.residuals[rows]  # (nr, K): derivative of f_i w.r.t. z_i

@@ -8,6 +8,7 @@ without the top rows of a score; compare_scores measures how two scores agree.
 from .compare import compare_scores
 from .harness import METHODS, evaluate_estimators, linear_datamodeling_score
 from .removal import removal_curve
+from .optimality import optimality_gap
 from .trust import plot_estimated_vs_actual, trust_report
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "compare_scores",
     "evaluate_estimators",
     "linear_datamodeling_score",
+    "optimality_gap",
     "plot_estimated_vs_actual",
     "removal_curve",
     "trust_report",

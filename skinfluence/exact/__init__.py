@@ -5,7 +5,9 @@ method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses.
 """
 
+from .huber import huber_loo
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
+from .polish import POLISHERS, polish
 from .refit import loo_refit, refit_loo, tight_clone
 
 #: exact leave-one-out engines by the name a family gives in ``exact_engine``;
@@ -13,6 +15,7 @@ from .refit import loo_refit, refit_loo, tight_clone
 #: and the keywords ``n_jobs`` and ``verbose``
 ENGINES = {
     "newton": newton_loo,
+    "huber": huber_loo,
 }
 
 
@@ -37,11 +40,14 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 __all__ = [
     "ENGINES",
     "LOO_TOL",
+    "POLISHERS",
     "exact_loo",
+    "huber_loo",
     "loo_refit",
     "newton_block",
     "newton_loo",
     "newton_minimize",
+    "polish",
     "polish_optimum",
     "refit_loo",
     "tight_clone",

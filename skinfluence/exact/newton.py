@@ -187,9 +187,8 @@ def _loo_weights(problem, rows):
     family = problem.family
     weights = np.empty(problem.weights.shape + (len(rows),))
     for position, row in enumerate(rows):
-        weight = problem.sample_weight.copy()
-        weight[row] = 0.0
-        weights[:, :, position] = family.row_weights(problem.y, weight)
+        weights[:, :, position] = family.row_weights_without(
+            problem.y, problem.sample_weight, row)
     return weights
 
 
@@ -286,9 +285,9 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
     every iterate), from ``theta* + delta``, with the gradient in the change
     form. Returns ``(delta, n_iter, relative decrement)``."""
     family = problem.family
-    X, y = problem.X, problem.y
-    sample_weight = problem.sample_weight.copy()
-    sample_weight[row] = 0.0
+    # the leave-one-out objective on the data without the row (a refit's)
+    keep = np.arange(problem.n_samples) != row
+    X, y, sample_weight = problem.X[keep], problem.y[keep], problem.sample_weight[keep]
     if not np.all(np.isfinite(delta)):
         delta = np.zeros_like(delta)
     relative, n_iter = np.inf, 0
@@ -378,7 +377,8 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
                      converged=np.ones(n_rows, dtype=bool),
                      decrement=np.zeros(n_rows))
         if y_test is None:
-            values = Z[:, :, 0] - base[:, None]
+            values = family.predicted(Z.reshape(m * n_rows, K)).reshape(m, n_rows) \
+                - base[:, None]
         else:
             Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
             moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)

@@ -9,10 +9,14 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
     LogisticRegression,
     LogisticRegressionCV,
+    PoissonRegressor,
     Ridge,
     RidgeCV,
+    TweedieRegressor,
 )
 from sklearn.svm import LinearSVC
 from sklearn.utils import Bunch, check_array
@@ -21,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ..families import family_for, has_family
 from .newton import polish_optimum
+from .polish import POLISHERS
 
 __all__ = ["loo_refit", "tight_clone", "refit_loo"]
 
@@ -43,6 +48,14 @@ def tight_clone(estimator, tol=1e-10):
       refit engine uses conjugate gradients at ``tol=1e-12`` for sparse
       data); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_``.
       LinearRegression is unchanged (a direct solver).
+    * PoissonRegressor, GammaRegressor, TweedieRegressor:
+      ``solver="newton-cholesky"``, ``tol=1e-12``, ``max_iter=100``,
+      ``warm_start=True``.
+    * HuberRegressor: ``tol=1e-12``, ``max_iter=100_000`` (L-BFGS-B, whose
+      relative function tolerance of about 2e-9 is fixed by scikit-learn).
+    * SGDClassifier, SGDRegressor: unchanged; a refit is another run of
+      stochastic gradient descent, not the optimum of its objective (see
+      ``loo(method="exact")``).
     * Every estimator with a ``random_state`` left at None gets
       ``random_state=0``, so refits are reproducible (liblinear shuffles).
 
@@ -66,6 +79,11 @@ def tight_clone(estimator, tol=1e-10):
         else:
             est.set_params(solver="newton-cholesky", tol=tol, max_iter=1000,
                            warm_start=True)
+    elif isinstance(est, (PoissonRegressor, GammaRegressor, TweedieRegressor)):
+        est.set_params(solver="newton-cholesky", tol=1e-12, max_iter=100,
+                       warm_start=True)
+    elif isinstance(est, HuberRegressor):
+        est.set_params(tol=1e-12, max_iter=100_000, warm_start=False)
     elif isinstance(est, LinearSVC):
         est.set_params(tol=tol, max_iter=100_000)
         if est.loss == "squared_hinge":
@@ -95,29 +113,41 @@ def _for_data(estimator, X):
 
 
 def _fit_polished(estimator, X, y, sample_weight, warm=None):
-    """Fit a clone and polish it: ``(family, theta, n_iter, decrement)``.
+    """Fit a clone and polish it: ``(fitted, family, theta, n_iter, decrement)``.
 
-    Smooth, non-quadratic families are polished by Newton on their own
-    objective to the floor of the Newton decrement (the solver's ``tol`` leaves
-    errors of the order of a leave-one-out step); direct least-squares solvers
-    are exact already, and the hinge is not smooth.
+    Smooth, non-quadratic families are polished on their own objective to the
+    floor of the Newton decrement (the solver's ``tol`` leaves errors of the
+    order of a leave-one-out step); direct least-squares solvers are exact
+    already, the hinge is not smooth, and a refit of stochastic gradient
+    descent is another run of it, not an optimum.
     """
     est = clone(estimator)
     if warm is not None:
-        est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
+        est.coef_ = warm[0].copy()
+        est.intercept_ = warm[1].copy()
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
     est.fit(X, y, **fit_params)
     family = family_for(est)  # the test loss is the true (unsmoothed) loss
     n_iter = getattr(est, "n_iter_", None)
     n_iter = 1 if n_iter is None else int(np.max(n_iter))
-    if family.quadratic or family.smoothed:
-        return family, family.theta, n_iter, 0.0
+    if family.quadratic or family.smoothed or getattr(family, "stochastic", False):
+        return est, family, family.theta, n_iter, 0.0
+    if family.exact_engine in POLISHERS:
+        family = POLISHERS[family.exact_engine](family, X, y, sample_weight)
+        return est, family, family.theta, n_iter, 0.0
     theta, info = polish_optimum(family, X, y, sample_weight)
-    return family, theta, n_iter + info.n_iter, info.decrement
+    return est, family, theta, n_iter + info.n_iter, info.decrement
+
+
+def _warm_start(fitted, family, theta):
+    """``(coef_, intercept_)`` of the polished full fit, shaped like the fit's."""
+    coef, intercept = family.split_theta(theta)
+    return (np.reshape(coef, np.shape(fitted.coef_)),
+            np.reshape(intercept, np.shape(fitted.intercept_)))
 
 
 def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
-                 theta_full):
+                 theta_full, family=None):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
     out = np.empty((len(removals), X_test.shape[0]))
     n_iter = np.zeros(len(removals), dtype=int)
@@ -126,23 +156,24 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
         for position, removed in enumerate(removals):
             keep = np.ones(X.shape[0], dtype=bool)
             keep[removed] = False
-            family, theta, n_iter[position], decrement = _fit_polished(
+            fitted, refit_family, theta, n_iter[position], decrement = _fit_polished(
                 estimator, X[keep], y[keep],
                 None if sample_weight is None else sample_weight[keep], warm)
-            out[position] = family.test_quantity(X_test, y_test, theta)
+            measure = refit_family if family is None else family
+            out[position] = measure.test_quantity(X_test, y_test, theta)
             if decrement > 0:
                 # the decrement against the size of the leave-one-out step,
                 # both in the norm of the refit's Hessian
                 step = theta - theta_full
-                problem = family.bind(X[keep], y[keep], None if sample_weight is None
-                                      else sample_weight[keep], theta)
+                problem = refit_family.bind(X[keep], y[keep], None if sample_weight
+                                            is None else sample_weight[keep], theta)
                 size = np.sqrt(max(float(step @ problem.hvp(step)), 0.0))
                 relative[position] = decrement / size if size > 0 else 0.0
     return out, n_iter, relative
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
-              verbose=0, tol=1e-10, return_info=False):
+              verbose=0, tol=1e-10, return_info=False, family=None):
     """Change of the explained quantity when each row is removed, by refits.
 
     ``estimator`` is cloned with :func:`tight_clone` (solver tolerance
@@ -151,27 +182,25 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     that full solution. Each refit of a smooth model is polished by Newton on
     its own objective to the floor of its Newton decrement. ``y_test`` None
     explains a regressor's prediction. An entry of ``rows`` may also be an
-    array of rows removed together (a group). Returns (n_test, len(rows)),
-    and with ``return_info=True`` a Bunch with ``n_iter`` (solver iterations
-    plus polishing steps) and ``decrement`` (the final Newton decrement
-    relative to the leave-one-out step) per removal.
+    array of rows removed together (a group). ``family``, when given,
+    measures the test quantity at each refit's parameters (the explained
+    model's test loss: a HuberRegressor's fixed scale, a target transform).
+    Returns (n_test, len(rows)), and with ``return_info=True`` a Bunch with
+    ``n_iter`` (solver iterations plus polishing steps) and ``decrement`` (the
+    final Newton decrement relative to the leave-one-out step) per removal.
     """
     est = _for_data(tight_clone(estimator, tol=tol), X)
     with threadpool_limits(1):
-        full_family, theta_full, _, _ = _fit_polished(est, X, y, sample_weight)
-    base = full_family.test_quantity(X_test, y_test, theta_full)
-    coef, intercept = full_family.split_theta(theta_full)
-    warm = None
-    if getattr(est, "warm_start", False):
-        warm = (coef.copy(), intercept.copy() if full_family.fit_intercept else
-                np.zeros(coef.shape[0]))
-        if coef.shape[0] == 1 and len(full_family.classes) == 2:
-            warm = (coef, warm[1])
+        full, full_family, theta_full, _, _ = _fit_polished(est, X, y, sample_weight)
+    base = (full_family if family is None else family).test_quantity(
+        X_test, y_test, theta_full)
+    warm = (_warm_start(full, full_family, theta_full)
+            if getattr(est, "warm_start", False) else None)
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
     parts = parallel(
         delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
-                              X_test, y_test, warm, theta_full)
+                              X_test, y_test, warm, theta_full, family)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
     values = np.vstack([p[0] for p in parts]).T - base[:, None]

@@ -4,15 +4,24 @@ Adding a model family means adding one file and one line to ``_REGISTRY``.
 """
 
 from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    PoissonRegressor,
     Ridge,
     RidgeCV,
+    SGDClassifier,
+    SGDRegressor,
+    TweedieRegressor,
 )
 from sklearn.svm import LinearSVC
 
 from ._base import BoundProblem, LinearFamily, safe_dot
+from .glm import TweedieFamily
+from .huber import HuberFamily
+from .sgd import SGDClassifierFamily, SGDRegressorFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .squared import SquaredLossFamily
@@ -24,6 +33,10 @@ __all__ = [
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
+    "TweedieFamily",
+    "HuberFamily",
+    "SGDClassifierFamily",
+    "SGDRegressorFamily",
     "family_for",
     "has_family",
     "SUPPORTED_ESTIMATORS",
@@ -37,6 +50,12 @@ _REGISTRY = {
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
+    PoissonRegressor: TweedieFamily.from_estimator,
+    GammaRegressor: TweedieFamily.from_estimator,
+    TweedieRegressor: TweedieFamily.from_estimator,
+    HuberRegressor: HuberFamily.from_estimator,
+    SGDClassifier: SGDClassifierFamily.from_estimator,
+    SGDRegressor: SGDRegressorFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
@@ -50,7 +69,8 @@ def family_for(estimator, *, smoothing=0.03):
     estimator : fitted estimator
         One of :data:`SUPPORTED_ESTIMATORS` (subclasses are accepted).
     smoothing : float, default=0.03
-        Temperature of the smoothed hinge for ``LinearSVC(loss="hinge")``.
+        Temperature of the smoothed hinge for ``LinearSVC(loss="hinge")`` and
+        ``SGDClassifier(loss="hinge")``.
 
     Returns
     -------
@@ -76,8 +96,9 @@ def family_for(estimator, *, smoothing=0.03):
         raise TypeError(
             f"{type(estimator).__name__} is not supported. skinfluence computes "
             "closed-form influence for smooth L2-regularised linear models: "
-            f"{', '.join(SUPPORTED_ESTIMATORS)} (alone or as the last step of a "
-            "Pipeline)."
+            f"{', '.join(SUPPORTED_ESTIMATORS)} (alone, as the last step of a "
+            "Pipeline, as a search's best_estimator_ or inside a "
+            "TransformedTargetRegressor)."
         )
     return builder(estimator, smoothing=smoothing)
 

@@ -120,12 +120,46 @@ class LinearFamily:
         """The explained quantity of each row of ``X`` at parameters ``theta``.
 
         The unweighted test loss at targets ``y``, or, when ``y`` is None, the
-        first decision value (a regressor's prediction).
+        model's prediction (:meth:`predicted`).
         """
         Z = self.decision(X, theta)
         if y is None:
-            return Z[:, 0]
+            return self.predicted(Z)
         return self.loss(self.encode_target(y), Z)
+
+    # ------------------------------------------------------------ predictions
+    #: An object with ``inverse(t)`` and ``derivative(t)`` (of the inverse)
+    #: mapping predictions of the fitted space back to the user's targets
+    #: (TransformedTargetRegressor), or None.
+    target_transform = None
+
+    def mean(self, Z):
+        """The estimator's prediction from the linear predictor (its inverse
+        link): the first decision value unless a family says otherwise."""
+        return Z[:, 0]
+
+    def predicted(self, Z):
+        """What ``predict`` returns: :meth:`mean`, mapped back through
+        ``target_transform`` when there is one. Shape (n,)."""
+        mean = self.mean(Z)
+        if self.target_transform is None:
+            return mean
+        return self.target_transform.inverse(mean)
+
+    def predicted_gradient(self, Z):
+        """Derivative of :meth:`predicted` with respect to ``Z``, shape (n, K):
+        :meth:`prediction_gradient` times the target transform's derivative
+        (chain rule)."""
+        gradient = self.prediction_gradient(Z)
+        if self.target_transform is None:
+            return gradient
+        return gradient * self.target_transform.derivative(self.mean(Z))[:, None]
+
+    def with_target_transform(self, target_transform):
+        """A copy whose predictions go through ``target_transform``."""
+        other = copy.copy(self)
+        other.target_transform = target_transform
+        return other
 
     # ------------------------------------------------------- family interface
     def encode_target(self, y):
@@ -195,13 +229,39 @@ class LinearFamily:
         return None
 
     def prediction_gradient(self, Z):
-        """Derivative of the model output explained when no test label is given."""
+        """Derivative of :meth:`mean` with respect to ``Z``, shape (n, K)."""
         raise NotImplementedError
 
     def sole_members(self, y, sample_weight):
         """Rows whose removal leaves a class without rows (classifiers): a
         refit could not predict that class. Boolean mask of shape (n,)."""
         return np.zeros(len(y), dtype=bool)
+
+    def removal_shift(self, problem):
+        """Parts of each row's removal gradient that are not ``r_i (x) x~_i``.
+
+        Returns None or ``(vectors, delta)``: ``vectors`` (n_parameters, G)
+        and ``delta`` (n, G); the refit without row ``i`` moves the parameters
+        by about ``H^{-1} (g_i - vectors @ delta[i])``. Used when the objective
+        is normalised by the number (or total weight) of rows, so that a row
+        takes a share of the penalty with it, and for a profiled scale.
+        """
+        return None
+
+    def hessian_correction(self, problem):
+        """A low-rank term of the Hessian: None or ``(B, c)`` with ``B``
+        (n_parameters, r) and ``c`` (r,), the Hessian being
+        ``tilde X^T D tilde X + diag(p) + B diag(c) B^T`` (a profiled
+        parameter's Schur complement). A family with one has no Hessian factor.
+        """
+        return None
+
+    def row_weights_without(self, y, sample_weight, rows):
+        """Row weights of the objective a refit without ``rows`` minimises,
+        the rows kept in place at weight 0; shape as :meth:`row_weights`."""
+        weight = np.array(sample_weight, dtype=float)
+        weight[rows] = 0.0
+        return self.row_weights(y, weight)
 
     def removal_terms(self, y, sample_weight, Y, Z):
         """Corrections for refits that change other rows' weights.
@@ -247,6 +307,17 @@ class BoundProblem:
         else:
             self.curvature = self.weights * curvature
         self.penalty = family.penalty_diagonal()
+        self.correction = family.hessian_correction(self)
+
+    @property
+    def factorable(self):
+        """True when ``J^T J`` (:meth:`hessian_factor`) plus the penalty is the
+        Hessian: every curvature non-negative and no low-rank correction."""
+        if self.correction is not None:
+            return False
+        if self.family.full_output_hessian:
+            return True  # softmax blocks are semidefinite
+        return bool(np.all(self.curvature >= 0))
 
     @property
     def n_parameters(self):
@@ -383,6 +454,9 @@ class BoundProblem:
                     H[l, :, k, :] = block.T
         H = H.reshape(fam.n_parameters, fam.n_parameters)
         H[np.diag_indices_from(H)] += self.penalty
+        if self.correction is not None:
+            B, c = self.correction
+            H += (B * c) @ B.T
         return H
 
     def hvp(self, v, rows=None):
@@ -416,6 +490,9 @@ class BoundProblem:
         if scale != 1.0:
             out *= scale
         out += self.penalty[:, None] * V
+        if self.correction is not None:
+            B, c = self.correction
+            out += B @ (c[:, None] * (B.T @ V))
         return out[:, 0] if one else out
 
     def hessian_diagonal(self):
@@ -439,15 +516,24 @@ class BoundProblem:
             out[:, : fam.n_features] = np.einsum("ij,ij,ik->kj", X, X, dk)
         if fam.fit_intercept:
             out[:, -1] = dk.sum(axis=0)
-        return out.ravel() + self.penalty
+        out = out.ravel() + self.penalty
+        if self.correction is not None:
+            B, c = self.correction
+            out += (B**2) @ c
+        return out
 
     def hessian_factor(self):
         """A matrix ``J`` with ``J^T J = tilde X^T D tilde X``.
 
         Rows are ``sqrt(D_i) tilde x_i`` (one per row and output, ``L_i^T``
         Kronecker ``tilde x_i`` for the softmax with ``D_i = L_i L_i^T``). Sparse
-        when ``X`` is sparse.
+        when ``X`` is sparse. Only exists when :attr:`factorable`.
         """
+        if not self.factorable:
+            raise ValueError(
+                "The Hessian has negative row curvatures or a low-rank correction, "
+                "so it has no factor J^T J; factorise the dense Hessian instead "
+                "(the primal form).")
         fam = self.family
         X = self.X
         n, K = X.shape[0], fam.n_outputs

@@ -9,7 +9,9 @@ The solver sees a *Hessian system*, any object with
 * ``n_factor_rows``: ``r``, and
 * ``null_space()``: None or an orthonormal ``(d, s)`` basis of directions along
   which the system is singular by construction (the right-hand sides are
-  orthogonal to it).
+  orthogonal to it), and optionally
+* ``factorable``: False when the factor does not exist (negative row
+  curvatures, a low-rank correction); the primal form is used then.
 
 It never sees an estimator.
 
@@ -137,6 +139,8 @@ class DirectSolver:
         form = self.form
         if self.pinv_rtol is not None:
             form = "pseudo-inverse"
+        elif form == "auto" and not getattr(system, "factorable", True):
+            form = "primal"
         elif form == "auto":
             r = system.n_factor_rows + (0 if null is None else null.shape[1])
             free = np.count_nonzero(diag <= 0)
