@@ -277,7 +277,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 f"This {type(self).__name__} estimator requires y to be passed, "
                 "but the target y is None."
             )
-        y = column_or_1d(y, warn=True)
+        # 2-D y: a regressor with several targets (checked by its family)
+        targets = np.asarray(y)
+        y = targets if targets.ndim == 2 and targets.shape[1] > 1 else \
+            column_or_1d(y, warn=True)
         estimator = self.estimator
         if not _is_fitted(estimator):
             estimator = clone(estimator)
@@ -354,16 +357,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             X, accept_sparse=("csr", "csc"), dtype=np.float64,
             ensure_all_finite=True, input_name="X",
         )
-        if X.shape[1] != family.n_features:
+        if X.shape[1] != family.n_inputs:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model was fitted with "
-                f"{family.n_features} features."
+                f"{family.n_inputs} features."
             )
         if sp.issparse(X):
             X = X.tocsr()
         if reset:
             self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
-        return X
+        return family.design(X)
 
     # -------------------------------------------------------------- explain
     @_limit_small_threads

@@ -90,7 +90,8 @@ class FittedInfluence:
             self.class_shift = (vectors.T, delta)
         self.family = family
         self.problem = problem
-        self.estimator = estimator
+        # what a refit on the design matrix fits (the estimator, for linear models)
+        self.estimator = None if estimator is None else family.refit_estimator(estimator)
         self.sample_weight = sample_weight if weights_given else None
         self._leverage_blocks = None
         self._self_influence = None
@@ -113,7 +114,8 @@ class FittedInfluence:
             Z = family.decision(X) if Z is None else Z
             return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
                                   else (Z[:, 0] > 0).astype(int)]
-        y = column_or_1d(y)
+        y = (np.asarray(y) if not family.is_classifier and family.n_outputs > 1
+             else column_or_1d(y))
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
         return y
@@ -202,6 +204,8 @@ class FittedInfluence:
         family, problem = self.family, self.problem
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
+        if Y is None and K > 1:
+            return self._explain_targets(X, method, chunk_size, dtype)
         if method == "first_order":
             Q = self.test_gradient(Y, Z)
             influence = np.empty((n_test, n_train), dtype=dtype)
@@ -223,6 +227,26 @@ class FittedInfluence:
             moved = family.loss(np.repeat(Yr, n_train, axis=0),
                                 (Zr[:, None, :] + dZ).reshape(m * n_train, K))
             influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
+        return influence
+
+    def _explain_targets(self, X, method, chunk_size, dtype):
+        """Change of each target's prediction, (n_test, n_train, n_targets)."""
+        problem, K = self.problem, self.family.n_outputs
+        n_train, n_test = problem.n_samples, X.shape[0]
+        if method == "first_order":
+            influence = np.empty((n_test, n_train, K), dtype=dtype)
+            for k in range(K):
+                Q = np.zeros((n_test, K))
+                Q[:, k] = 1.0
+                for rows, block in self.first_order_blocks(X, Q, chunk_size=chunk_size,
+                                                           dtype=dtype):
+                    influence[rows, :, k] = block
+            return influence
+        influence = np.empty((n_test, n_train, K))
+        rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+        for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
+            influence[rows] = output_shift_block(problem, self.solver, rho,
+                                                 self.class_shift, X[rows])
         return influence
 
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):

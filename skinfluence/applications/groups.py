@@ -153,8 +153,8 @@ def group_influence(fitted, X, y, groups, method="first_order", n_jobs=None):
     if method == "first_order":
         Q = family.prediction_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
         return np.einsum("mk,mkg->mg", Q, dZ), labels
-    if Y is None:
-        return dZ[:, 0, :], labels
+    if Y is None:  # the prediction, one slice per target
+        return (dZ[:, 0, :] if dZ.shape[1] == 1 else dZ.transpose(0, 2, 1)), labels
     m, K, G = dZ.shape
     moved = family.loss(np.repeat(Y, G, axis=0),
                         (Z[:, :, None] + dZ).transpose(0, 2, 1).reshape(m * G, K))

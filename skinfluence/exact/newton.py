@@ -77,12 +77,10 @@ def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
     for squared loss). The rows are iterated together as matrix products. Rows that do not converge in ``max_iter`` steps fall back to
     full Newton.
     """
-    out = np.empty((len(rows), X_test.shape[0]))
     with threadpool_limits(1):
         thetas = newton_block(problem, solver, np.asarray(rows), tol, max_iter)
-        for position, theta in enumerate(thetas.T):
-            out[position] = problem.family.test_quantity(X_test, y_test, theta)
-    return out
+        return np.stack([problem.family.test_quantity(X_test, y_test, theta)
+                         for theta in thetas.T])
 
 
 def newton_block(problem, solver, rows, tol, max_iter):
@@ -94,9 +92,7 @@ def newton_block(problem, solver, rows, tol, max_iter):
     # recomputed from the remaining rows as a refit would
     weights = np.empty((X.shape[0], problem.weights.shape[1], b))
     for position, row in enumerate(rows):
-        weight = sample_weight.copy()
-        weight[row] = 0.0
-        weights[:, :, position] = family.row_weights(y, weight)
+        weights[:, :, position] = family.removal_weights(y, sample_weight, row)
     # H_{-i} = H - W_i W_i^T with columns W_i[:, c] = L_i[:, c] (x) x~_i
     D = problem.curvature[rows]
     if D.ndim == 2:
@@ -121,7 +117,7 @@ def newton_block(problem, solver, rows, tol, max_iter):
     for _ in range(max_iter):
         Z = problem.parameters_to_rows(theta)  # (n, K, b)
         R = weights * family.training_loss_gradient(Y3, Z)
-        penalty = problem.penalty[:, None] * theta
+        penalty = problem.penalty_gradient(theta)
         grad = problem.rows_to_parameters(R) + penalty
         if scale is None:  # the relative gradient norm's denominator
             scale = (np.linalg.norm(problem.rows_to_parameters(np.abs(R), abs_X), axis=0)
@@ -164,8 +160,8 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         dZ = output_shift_block(problem, solver, rho, None, X_test, rows)
         Z = family.decision(X_test, theta)[:, None, :] + dZ  # (m, n_rows, K)
         m, n_rows, K = Z.shape
-        if y_test is None:
-            return Z[:, :, 0] - base[:, None]
+        if y_test is None:  # the prediction (one slice per target)
+            return (Z[:, :, 0] if K == 1 else Z) - base[:, None]
         Y = np.repeat(family.encode_target(y_test), n_rows, axis=0)
         moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
         return moved - base[:, None]
@@ -176,4 +172,4 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         # fixed blocks: the same arithmetic whatever n_jobs or the backend
         for start in range(0, len(rows), _NEWTON_BLOCK)
     )
-    return np.vstack(parts).T - base[:, None]
+    return np.moveaxis(np.concatenate(parts), 0, 1) - base[:, None]

@@ -41,7 +41,8 @@ def tight_clone(estimator):
       RidgeCV becomes a Ridge with its chosen ``alpha_``.
     """
     if isinstance(estimator, RidgeCV):
-        return Ridge(alpha=float(np.ravel(estimator.alpha_)[0]),
+        alpha = np.ravel(np.asarray(estimator.alpha_, dtype=float))  # one per target
+        return Ridge(alpha=float(alpha[0]) if alpha.size == 1 else alpha,
                      fit_intercept=estimator.fit_intercept)
     est = clone(estimator)
     if isinstance(est, LogisticRegressionCV):
@@ -74,9 +75,9 @@ def _batches(rows, n_jobs):
 # ------------------------------------------------------------------- refits
 def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
-    out = np.empty((len(removals), X_test.shape[0]))
+    out = []
     with threadpool_limits(1):
-        for position, removed in enumerate(removals):
+        for removed in removals:
             keep = np.ones(X.shape[0], dtype=bool)
             keep[removed] = False
             est = clone(estimator)
@@ -86,8 +87,8 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
                 "sample_weight": sample_weight[keep]}
             est.fit(X[keep], y[keep], **fit_params)
             family = family_for(est)  # the test loss is the true (unsmoothed) loss
-            out[position] = family.test_quantity(X_test, y_test)
-    return out
+            out.append(family.test_quantity(X_test, y_test))
+    return np.stack(out)
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
@@ -113,7 +114,7 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
                               X_test, y_test, warm)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
-    return np.vstack(parts).T - base[:, None]
+    return np.moveaxis(np.concatenate(parts), 0, 1) - base[:, None]
 
 
 def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,

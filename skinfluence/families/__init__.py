@@ -15,12 +15,14 @@ from sklearn.svm import LinearSVC
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
+from .multi_output import MultiOutputSquaredFamily, squared_loss_family
 from .squared import SquaredLossFamily
 
 __all__ = [
     "BoundProblem",
     "LinearFamily",
     "SquaredLossFamily",
+    "MultiOutputSquaredFamily",
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
@@ -30,9 +32,9 @@ __all__ = [
 ]
 
 _REGISTRY = {
-    LinearRegression: SquaredLossFamily.from_estimator,
-    Ridge: SquaredLossFamily.from_estimator,
-    RidgeCV: SquaredLossFamily.from_estimator,
+    LinearRegression: squared_loss_family,
+    Ridge: squared_loss_family,
+    RidgeCV: squared_loss_family,
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,

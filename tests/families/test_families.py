@@ -565,15 +565,10 @@ def test_unsupported_estimator_raises_type_error_naming_supported(estimator, kin
     (LogisticRegression(penalty="elasticnet", l1_ratio=0.5, solver="saga"), "bin", "L1"),
     (LinearSVC(penalty="l1", dual=False), "bin", "penalty='l1'"),
     (LinearSVC(multi_class="crammer_singer"), "multi", "crammer_singer"),
-    (Ridge(alpha=1.0), "multi-output", "single-output"),
 ], ids=["logit-l1", "logit-enet", "logit-penalty-l1", "logit-penalty-enet",
-        "svc-l1", "svc-crammer-singer", "ridge-multi-output"])
+        "svc-l1", "svc-crammer-singer"])
 def test_non_smooth_or_unsupported_options_raise_value_error(estimator, kind, match):
-    if kind == "multi-output":
-        X, y = _regression()
-        y = np.column_stack([y, 2 * y + 1])
-    else:
-        X, y = _data(kind)
+    X, y = _data(kind)
     estimator.fit(X, y)
     with pytest.raises(ValueError, match=match):
         family_for(estimator)
