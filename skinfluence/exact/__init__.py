@@ -6,6 +6,7 @@ for squared loss and converges in a few steps for the other smooth losses.
 """
 
 from .newton import newton_block, newton_loo, newton_minimize
+from .rebalanced import rebalanced_loo
 from .refit import loo_refit, refit_loo, tight_clone
 
 #: exact leave-one-out engines by the name a family gives in ``exact_engine``;
@@ -13,6 +14,7 @@ from .refit import loo_refit, refit_loo, tight_clone
 #: and the keywords ``n_jobs`` and ``verbose``
 ENGINES = {
     "newton": newton_loo,
+    "rebalanced": rebalanced_loo,
 }
 
 
@@ -40,6 +42,7 @@ __all__ = [
     "newton_block",
     "newton_loo",
     "newton_minimize",
+    "rebalanced_loo",
     "refit_loo",
     "tight_clone",
 ]

@@ -11,6 +11,8 @@ from sklearn.linear_model import (
     LogisticRegression,
     LogisticRegressionCV,
     Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
     RidgeCV,
 )
 from sklearn.svm import LinearSVC
@@ -37,13 +39,19 @@ def tight_clone(estimator):
       ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
       primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
       hinge (dual coordinate descent).
-    * LinearRegression, Ridge: unchanged (direct solvers are exact); a fitted
-      RidgeCV becomes a Ridge with its chosen ``alpha_``.
+    * LinearRegression, Ridge, RidgeClassifier: unchanged (direct solvers are
+      exact); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_`` (one
+      per target with ``alpha_per_target=True``), a RidgeClassifierCV a
+      RidgeClassifier.
     """
     if isinstance(estimator, RidgeCV):
         alpha = np.ravel(np.asarray(estimator.alpha_, dtype=float))  # one per target
         return Ridge(alpha=float(alpha[0]) if alpha.size == 1 else alpha,
                      fit_intercept=estimator.fit_intercept)
+    if isinstance(estimator, RidgeClassifierCV):
+        return RidgeClassifier(alpha=float(np.ravel(estimator.alpha_)[0]),
+                               fit_intercept=estimator.fit_intercept,
+                               class_weight=estimator.class_weight)
     est = clone(estimator)
     if isinstance(est, LogisticRegressionCV):
         keep = LogisticRegression().get_params()

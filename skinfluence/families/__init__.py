@@ -8,6 +8,8 @@ from sklearn.linear_model import (
     LogisticRegression,
     LogisticRegressionCV,
     Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
     RidgeCV,
 )
 from sklearn.svm import LinearSVC
@@ -16,6 +18,7 @@ from ._base import BoundProblem, LinearFamily, safe_dot
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .multi_output import MultiOutputSquaredFamily, squared_loss_family
+from .ridge_classifier import RidgeClassifierFamily
 from .squared import SquaredLossFamily
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "LinearFamily",
     "SquaredLossFamily",
     "MultiOutputSquaredFamily",
+    "RidgeClassifierFamily",
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
@@ -35,6 +39,8 @@ _REGISTRY = {
     LinearRegression: squared_loss_family,
     Ridge: squared_loss_family,
     RidgeCV: squared_loss_family,
+    RidgeClassifier: RidgeClassifierFamily.from_estimator,
+    RidgeClassifierCV: RidgeClassifierFamily.from_estimator,
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
