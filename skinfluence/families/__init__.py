@@ -12,9 +12,11 @@ from sklearn.linear_model import (
     RidgeClassifierCV,
     RidgeCV,
 )
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import LinearSVC
 
 from ._base import BoundProblem, LinearFamily, safe_dot
+from .kernel_ridge import KernelRidgeFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .multi_output import MultiOutputSquaredFamily, squared_loss_family
@@ -27,6 +29,7 @@ __all__ = [
     "SquaredLossFamily",
     "MultiOutputSquaredFamily",
     "RidgeClassifierFamily",
+    "KernelRidgeFamily",
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
@@ -44,6 +47,7 @@ _REGISTRY = {
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
+    KernelRidge: KernelRidgeFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
