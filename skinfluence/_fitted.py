@@ -18,6 +18,7 @@ from ._influence import (
     newton_rho,
     output_shift_block,
     self_influence_values,
+    shifted_residuals,
     top_k_indices,
 )
 from .exact import exact_loo, newton_loo, newton_minimize, refit_loo
@@ -94,6 +95,7 @@ class FittedInfluence:
         self.estimator = None if estimator is None else family.refit_estimator(estimator)
         self.sample_weight = sample_weight if weights_given else None
         self._leverage_blocks = None
+        self._newton_rho = None
         self._self_influence = None
         self._X_train32 = None
 
@@ -156,6 +158,16 @@ class FittedInfluence:
             self._leverage_blocks = leverage_blocks(self.problem, self.solver)
         return self._leverage_blocks
 
+    def newton_rho(self):
+        """``rho_i`` of every training row's Newton step with the leave-one-out
+        Hessian, including the re-weighting shift (cached)."""
+        if self._newton_rho is None:
+            problem = self.problem
+            residuals = shifted_residuals(problem, self.solver, self.removal_residuals,
+                                          self.class_shift)
+            self._newton_rho = newton_rho(problem.curvature, residuals, self.leverage())
+        return self._newton_rho
+
     def training_matrix(self, dtype):
         """The training matrix in ``dtype`` (None for float64; a float32 copy
         is made once)."""
@@ -215,7 +227,7 @@ class FittedInfluence:
             return influence
 
         influence = np.empty((n_test, n_train))
-        rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+        rho = self.newton_rho()
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
                                     X[rows])
@@ -243,7 +255,7 @@ class FittedInfluence:
                     influence[rows, :, k] = block
             return influence
         influence = np.empty((n_test, n_train, K))
-        rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+        rho = self.newton_rho()
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             influence[rows] = output_shift_block(problem, self.solver, rho,
                                                  self.class_shift, X[rows])

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, QuantileRegressor, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
@@ -98,7 +98,8 @@ def test_invalid_parameters(clf_data, params, match):
 @pytest.mark.parametrize("fitted", [False, True])
 @pytest.mark.parametrize(
     "estimator, name",
-    [(Lasso(), "Lasso"), (make_pipeline(StandardScaler(), SVC()), "SVC")],
+    [(QuantileRegressor(alpha=0.1), "QuantileRegressor"),
+     (make_pipeline(StandardScaler(), SVC()), "SVC")],
 )
 def test_unsupported_estimator_lists_supported_ones(reg_data, estimator, name, fitted):
     X, y, _, _ = reg_data

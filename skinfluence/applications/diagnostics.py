@@ -9,7 +9,6 @@ DFBETA(S)).
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._influence import newton_rho
 from ..families import SquaredLossFamily
 from ._memory import row_blocks
 
@@ -23,9 +22,7 @@ def parameter_influence(fitted, rows=None, method="first_order"):
     problem, solver = fitted.problem, fitted.solver
     rows = fitted.train_rows(rows)
     d = problem.n_parameters
-    R = fitted.removal_residuals[rows]
-    if method == "newton":
-        R = newton_rho(problem.curvature[rows], R, fitted.leverage()[rows])
+    R = fitted.newton_rho()[rows] if method == "newton" else fitted.removal_residuals[rows]
     out = np.empty((len(rows), d))
     shift = fitted.class_shift
     if shift is not None:
@@ -48,9 +45,7 @@ def prediction_influence(fitted, X, method="first_order"):
         raise ValueError(f"method must be 'first_order' or 'newton'; got {method!r}.")
     problem, family, solver = fitted.problem, fitted.family, fitted.solver
     n, m, K = problem.n_samples, X.shape[0], family.n_outputs
-    R = fitted.removal_residuals
-    if method == "newton":
-        R = newton_rho(problem.curvature, R, fitted.leverage())
+    R = fitted.newton_rho() if method == "newton" else fitted.removal_residuals
     shift = fitted.class_shift
     out = np.empty((m, n, K))
     for rows in row_blocks(m, 8 * n * K * 2):

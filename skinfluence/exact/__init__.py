@@ -5,6 +5,7 @@ method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses.
 """
 
+from .active_set import active_set_loo, active_set_loo_parameters, l1_minimize
 from .newton import newton_block, newton_loo, newton_minimize
 from .rebalanced import rebalanced_loo
 from .refit import loo_refit, refit_loo, tight_clone
@@ -15,6 +16,7 @@ from .refit import loo_refit, refit_loo, tight_clone
 ENGINES = {
     "newton": newton_loo,
     "rebalanced": rebalanced_loo,
+    "active_set": active_set_loo,
 }
 
 
@@ -37,6 +39,9 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 
 __all__ = [
     "ENGINES",
+    "active_set_loo",
+    "active_set_loo_parameters",
+    "l1_minimize",
     "exact_loo",
     "loo_refit",
     "newton_block",

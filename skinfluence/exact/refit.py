@@ -8,6 +8,10 @@ one thread, so the numbers are the same for any ``n_jobs`` or backend.
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import (
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
     LogisticRegression,
     LogisticRegressionCV,
     Ridge,
@@ -52,7 +56,15 @@ def tight_clone(estimator):
         return RidgeClassifier(alpha=float(np.ravel(estimator.alpha_)[0]),
                                fit_intercept=estimator.fit_intercept,
                                class_weight=estimator.class_weight)
+    if isinstance(estimator, (LassoCV, ElasticNetCV)):  # the chosen alpha (l1_ratio)
+        l1_ratio = getattr(estimator, "l1_ratio_", 1.0)
+        estimator = ElasticNet(alpha=float(estimator.alpha_), l1_ratio=float(l1_ratio),
+                               fit_intercept=estimator.fit_intercept)
     est = clone(estimator)
+    if isinstance(est, (Lasso, ElasticNet)):
+        # coordinate descent stops on the duality gap relative to ||y||^2 / n
+        est.set_params(tol=1e-14, max_iter=1_000_000, selection="cyclic",
+                       warm_start=True)
     if isinstance(est, LogisticRegressionCV):
         keep = LogisticRegression().get_params()
         params = {k: v for k, v in est.get_params().items() if k in keep}

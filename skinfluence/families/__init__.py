@@ -4,6 +4,10 @@ Adding a model family means adding one file and one line to ``_REGISTRY``.
 """
 
 from sklearn.linear_model import (
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
@@ -17,6 +21,7 @@ from sklearn.svm import LinearSVC
 
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .kernel_ridge import KernelRidgeFamily
+from .lasso import LassoFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .multi_output import MultiOutputSquaredFamily, squared_loss_family
@@ -30,6 +35,7 @@ __all__ = [
     "MultiOutputSquaredFamily",
     "RidgeClassifierFamily",
     "KernelRidgeFamily",
+    "LassoFamily",
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
@@ -48,6 +54,10 @@ _REGISTRY = {
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
     KernelRidge: KernelRidgeFamily.from_estimator,
+    Lasso: LassoFamily.from_estimator,
+    ElasticNet: LassoFamily.from_estimator,
+    LassoCV: LassoFamily.from_estimator,
+    ElasticNetCV: LassoFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
@@ -76,7 +86,8 @@ def family_for(estimator, *, smoothing=0.03):
     if builder is None:
         raise TypeError(
             f"{type(estimator).__name__} is not supported. skinfluence computes "
-            "closed-form influence for smooth L2-regularised linear models: "
+            "closed-form influence for linear models with an L2, L1 or "
+            "elastic-net penalty and for kernel ridge regression: "
             f"{', '.join(SUPPORTED_ESTIMATORS)} (alone or as the last step of a "
             "Pipeline)."
         )

@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import (
-    Lasso,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    QuantileRegressor,
     Ridge,
     RidgeCV,
 )
@@ -543,9 +543,9 @@ SUPPORTED = ["LinearRegression", "Ridge", "RidgeCV", "LogisticRegression",
 
 
 @pytest.mark.parametrize("estimator, kind", [
-    (Lasso(alpha=0.1), "reg"),
+    (QuantileRegressor(alpha=0.1), "reg"),
     (SVC(kernel="linear"), "bin"),
-], ids=["Lasso", "SVC"])
+], ids=["QuantileRegressor", "SVC"])
 def test_unsupported_estimator_raises_type_error_naming_supported(estimator, kind):
     X, y = _data(kind)
     estimator.fit(X, y)
