@@ -896,6 +896,46 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         with self._small_threads():
             return applications.regression_diagnostics(self.influence_)
 
+    def support_changes(self, train_indices=None):
+        """Training rows whose removal would change an L1 model's support.
+
+        For Lasso, ElasticNet (and their CV versions) and LogisticRegression
+        with an L1 part, :meth:`explain` is the influence of the smooth
+        problem on the support (the nonzero coefficients, signs fixed): exact
+        for squared loss while removing the row keeps the support. Here the
+        Newton step of each removal predicts the leave-one-out coefficients,
+        and the KKT conditions of the leave-one-out problem there tell whether
+        a coefficient would leave the support (reach zero) or enter it (its
+        gradient exceeds the L1 strength). ``loo(method="exact")`` gives the
+        exact effect of every row, support changes included.
+
+        Parameters
+        ----------
+        train_indices : array-like of int or bool, default=None
+            Training rows (all when None).
+
+        Returns
+        -------
+        result : Bunch
+            ``changed`` (bool per row), ``leaving`` and ``entering`` (number of
+            coefficients), ``slack`` (``1 - max |grad_j| / lambda_j`` over the
+            zero coefficients; negative where one enters) and ``rows``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.linear_model import Lasso
+        >>> from skinfluence import InfluenceExplainer
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = Lasso(alpha=0.5).fit(X, y)
+        >>> result = InfluenceExplainer(model).fit(X, y).support_changes()
+        >>> result.changed.shape
+        (442,)
+        """
+        check_is_fitted(self)
+        with self._small_threads():
+            return applications.support_changes(self.influence_, train_indices)
+
     def perturbation_influence(self, X, y=None, rows=None):
         """Gradient of each test loss with respect to each training row's features.
 

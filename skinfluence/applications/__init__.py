@@ -1,5 +1,6 @@
 """Uses of influence: cleaning data, removing groups, moving parameters and
-predictions, regression diagnostics, perturbing features.
+predictions, regression diagnostics, perturbing features, support changes of
+L1 models.
 
 Each function takes a :class:`~skinfluence._fitted.FittedInfluence` and
 prepared arrays; :class:`~skinfluence.InfluenceExplainer` exposes them as
@@ -10,6 +11,7 @@ from .cleaning import SUSPICION, loo_self_loss, rank_suspicious, validation_infl
 from .diagnostics import parameter_influence, prediction_influence, regression_diagnostics
 from .groups import group_index, group_influence, group_steps, refit_groups
 from .perturbation import perturbation_influence
+from .support import support_changes
 
 __all__ = [
     "SUSPICION",
@@ -23,5 +25,6 @@ __all__ = [
     "rank_suspicious",
     "refit_groups",
     "regression_diagnostics",
+    "support_changes",
     "validation_influence",
 ]

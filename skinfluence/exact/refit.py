@@ -38,7 +38,12 @@ def tight_clone(estimator):
     * LogisticRegression (not liblinear): ``solver="newton-cholesky"``,
       ``tol=1e-10``, ``max_iter=1000``, ``warm_start=True`` (every solver but
       liblinear minimises the same objective; Newton reaches it reliably).
-      LogisticRegressionCV becomes the LogisticRegression of its chosen ``C_``.
+      With an L1 part: saga at ``tol=1e-12``, ``max_iter=1_000_000``, warm
+      started. LogisticRegressionCV becomes the LogisticRegression of its
+      chosen ``C_`` and ``l1_ratio_``.
+    * Lasso, ElasticNet: coordinate descent at ``tol=1e-14``,
+      ``max_iter=1_000_000``, cyclic, warm started; LassoCV and ElasticNetCV
+      become the ElasticNet of their chosen ``alpha_`` (and ``l1_ratio_``).
     * LogisticRegression with liblinear and LinearSVC: ``tol=1e-10``,
       ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
       primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
@@ -69,11 +74,14 @@ def tight_clone(estimator):
         keep = LogisticRegression().get_params()
         params = {k: v for k, v in est.get_params().items() if k in keep}
         params.pop("penalty", None)
-        params.update(C=float(np.ravel(estimator.C_)[0]), l1_ratio=0.0)
+        params.update(C=float(np.ravel(estimator.C_)[0]),
+                      l1_ratio=float(np.ravel(estimator.l1_ratio_)[0]))
         est = LogisticRegression(**params)
     if isinstance(est, LogisticRegression):
         if est.solver == "liblinear":
             est.set_params(tol=1e-10, max_iter=100_000)
+        elif _has_l1(est):  # only saga minimises it
+            est.set_params(tol=1e-12, max_iter=1_000_000, warm_start=True)
         else:
             est.set_params(solver="newton-cholesky", tol=1e-10, max_iter=1000,
                            warm_start=True)
@@ -82,6 +90,14 @@ def tight_clone(estimator):
         if est.loss == "squared_hinge":
             est.set_params(dual=False)
     return est
+
+
+def _has_l1(estimator):
+    """Whether a LogisticRegression's penalty has an L1 part."""
+    penalty = getattr(estimator, "penalty", "deprecated")
+    if penalty != "deprecated":
+        return penalty in ("l1", "elasticnet")
+    return bool(estimator.l1_ratio) and estimator.C != np.inf
 
 
 def _batches(rows, n_jobs):
@@ -102,7 +118,7 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
             keep[removed] = False
             est = clone(estimator)
             if warm is not None:
-                est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
+                est.coef_, est.intercept_ = np.copy(warm[0]), np.copy(warm[1])
             fit_params = {} if sample_weight is None else {
                 "sample_weight": sample_weight[keep]}
             est.fit(X[keep], y[keep], **fit_params)
