@@ -101,10 +101,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     that it hurts. Units are those of the loss, for one removal.
 
     Gradients and Hessians are closed form per model family: squared error
-    (LinearRegression, Ridge, RidgeCV), log-loss (LogisticRegression,
-    LogisticRegressionCV, binary or multinomial) and (squared) hinge
-    (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with temperature
-    ``smoothing`` in the training objective).
+    (LinearRegression, Ridge, RidgeCV, also with several targets and one alpha
+    per target; RidgeClassifier, RidgeClassifierCV on +-1 targets; KernelRidge
+    with any positive semi-definite kernel, on its exact empirical kernel map),
+    log-loss (LogisticRegression, LogisticRegressionCV, binary or multinomial)
+    and (squared) hinge (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed
+    with temperature ``smoothing`` in the training objective). With an L1 part
+    (Lasso, ElasticNet, LassoCV, ElasticNetCV, LogisticRegression with
+    ``l1_ratio > 0``) the influence is that of the smooth problem on the
+    support (the nonzero coefficients, signs fixed); :meth:`support_changes`
+    flags the rows whose removal would change the support, and
+    ``loo(method="exact")`` is exact for every row.
 
     With ``class_weight="balanced"`` a refit without a row recomputes the class
     weights, which moves the optimum about as much as the removal itself; the
@@ -113,9 +120,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator object
-        A LinearRegression, Ridge, RidgeCV, LogisticRegression,
-        LogisticRegressionCV or LinearSVC, alone or as the last step of a
-        Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
+        A LinearRegression, Ridge, RidgeCV, RidgeClassifier,
+        RidgeClassifierCV, KernelRidge, Lasso, ElasticNet, LassoCV,
+        ElasticNetCV, LogisticRegression, LogisticRegressionCV or LinearSVC,
+        alone or as the last step of a Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
         used as it is and never refitted or modified; an unfitted one is cloned
         and fitted in :meth:`fit`.
     solver : {"direct", "cg", "lissa"}, default="direct"
@@ -262,8 +270,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
             The training data the estimator was (or will be) fitted on.
-        y : array-like of shape (n_samples,)
-            Training targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Training targets (several columns for a regressor fitted on them).
         sample_weight : array-like of shape (n_samples,), default=None
             The sample weights of the fit. They scale each row's term of the
             objective (a weight of 0 is the same as deleting the row).
@@ -406,10 +414,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        influence : ndarray of shape (n_test, n_train)
+        influence : ndarray of shape (n_test, n_train) or (n_test, n_train, n_targets)
             ``influence[j, i]`` is the predicted change of test row ``j``'s loss
             (or prediction) if training row ``i`` were removed and the model
-            refitted.
+            refitted. A regressor with several targets explains the squared
+            error summed over the targets, or, without ``y``, each target's
+            prediction (the last axis).
         """
         check_is_fitted(self)
         if method not in ("first_order", "newton"):
@@ -491,7 +501,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss; for the hinge, the optimum of the
             smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss, Newton for the smooth losses.
+            closed form for squared loss (per re-balanced class for
+            RidgeClassifier with ``class_weight="balanced"``), Newton for the
+            smooth losses, an active-set search with a KKT certificate for L1
+            models (exact also where the support changes).
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -503,9 +516,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        loo : ndarray of shape (n_test, n_rows)
+        loo : ndarray of shape (n_test, n_rows) or (n_test, n_rows, n_targets)
             ``L(z_j; theta_{-i}) - L(z_j; theta)`` (or the change of the
-            prediction for a regressor without ``y``).
+            prediction for a regressor without ``y``, one slice per target).
         """
         check_is_fitted(self)
         if method not in ("refit", "newton", "exact"):

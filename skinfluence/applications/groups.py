@@ -75,20 +75,21 @@ def _group_removal(fitted, members, exact):
     if shift is None:
         return _group_gradients(problem, fitted.removal_residuals[rows], members)
     vectors, delta = shift
-    if not exact:
+    if not exact or not family.is_classifier:  # a normalisation's shift is additive
         R = fitted.removal_residuals[rows]
         D = np.stack([delta[g].sum(axis=0) for g in members])  # (G, n_classes)
         return _group_gradients(problem, R, members) - vectors @ D.T
     # exact re-balancing: class weights recomputed without the group
     labels = family.class_index(problem.y)
     sw = problem.sample_weight
+    counts = family.balance_counts(sw)  # sample weights, or rows (RidgeClassifier)
     n_classes = len(family.classes)
-    totals = np.bincount(labels, weights=sw, minlength=n_classes)
+    totals = np.bincount(labels, weights=counts, minlength=n_classes)
     cw = totals.sum() / (n_classes * totals)
     gradient = family.training_loss_gradient(problem.Y, problem.Z)
     R_parts, D = [], np.zeros((len(members), n_classes))
     for position, g in enumerate(members):
-        new_totals = totals - np.bincount(labels[g], weights=sw[g], minlength=n_classes)
+        new_totals = totals - np.bincount(labels[g], weights=counts[g], minlength=n_classes)
         if np.all(new_totals > 0):
             D[position] = (new_totals.sum() / (n_classes * new_totals)) - cw
         c_new = family.row_weights_from_class_weights(labels[g], sw[g], cw + D[position])

@@ -26,7 +26,7 @@ __all__ = ["active_set_loo", "active_set_loo_parameters", "l1_minimize"]
 
 _BLOCK = 64
 #: relative gradient norm of the reduced problems' Newton solves
-_TOL = 1e-12
+_TOL = 1e-14
 
 
 def _objective(family, X, y, sample_weight, theta):

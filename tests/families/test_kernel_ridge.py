@@ -196,3 +196,19 @@ def test_refusals_name_the_fix(data, monkeypatch):
         rbf_kernel(X[:50]), y[:50])).fit(rbf_kernel(X[:50]), y[:50])
     with pytest.raises(ValueError, match="50 features"):
         explainer.explain(X[:2])
+
+
+def test_inside_a_pipeline(data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, X_test, y_test, sw = data
+    pipeline = make_pipeline(StandardScaler(), KernelRidge(alpha=1.0, kernel="rbf",
+                                                           gamma=0.1)).fit(X, y)
+    explainer = InfluenceExplainer(pipeline).fit(X, y)
+    assert explainer.relative_gradient_norm_ < 1e-10
+    scaled = pipeline[0].transform(X)
+    truth = brute_force_loo(pipeline[-1], scaled, y, np.ones(len(y)),
+                            pipeline[0].transform(X_test), y_test)
+    np.testing.assert_allclose(explainer.loo(X_test, y_test, method="exact"), truth,
+                               rtol=0, atol=1e-9 * np.abs(truth).max())

@@ -5,6 +5,7 @@ of scikit-learn's coordinate descent at a tight tolerance."""
 
 import numpy as np
 import pytest
+from joblib import parallel_config
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV
@@ -211,3 +212,25 @@ def test_errors_name_the_fix(data):
             X, y)).fit(X, y).support_changes()
     assert explainer.support_changes().changed.dtype == bool
     assert explainer_l2.fit(X, y).support_changes().changed.sum() == 0
+
+
+def test_sparse_input_and_n_jobs(data):
+    import scipy.sparse as sp
+
+    X, y, X_test, y_test, sw = data
+    Xs = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    model = Lasso(alpha=1.0, **TIGHT).fit(Xs, y, sample_weight=sw)
+    explainer = InfluenceExplainer(model).fit(Xs, y, sample_weight=sw)
+    assert explainer.relative_gradient_norm_ < 1e-9
+    dense = InfluenceExplainer(model).fit(Xs.toarray(), y, sample_weight=sw)
+    np.testing.assert_allclose(explainer.explain(X_test, y_test, method="newton"),
+                               dense.explain(X_test, y_test, method="newton"),
+                               rtol=1e-9, atol=1e-9)
+    rows = np.arange(0, 150, 2)
+    one = explainer.loo(X_test, y_test, method="exact", train_indices=rows, n_jobs=1)
+    with parallel_config(backend="threading"):  # no process start-up in the test
+        two = explainer.loo(X_test, y_test, method="exact", train_indices=rows, n_jobs=2)
+    np.testing.assert_array_equal(one, two)
+    truth, _ = brute_force_loo(model, Xs, y, sw, X_test, y_test, rows[:20])
+    np.testing.assert_allclose(one[:, :20], truth, rtol=0,
+                               atol=1e-9 * np.abs(truth).max())

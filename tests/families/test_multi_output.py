@@ -209,3 +209,16 @@ def test_errors_name_the_fix():
             alpha=[1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match="positive=True"):
         family_for(LinearRegression(positive=True).fit(X, Y))
+
+
+def test_rank_deficient_least_squares():
+    X, Y = diabetes_targets(80)
+    X = np.hstack([X, X[:, :1]])  # a duplicated column: rank_ < n_features
+    model = LinearRegression().fit(X, Y)
+    assert model.rank_ < X.shape[1]
+    explainer = InfluenceExplainer(model).fit(X, Y)
+    assert explainer.solver_.diagnostics_["form"] == "pseudo-inverse"
+    X_test = X[:3]
+    truth = brute_force_loo(model, X, Y, None, X_test)
+    np.testing.assert_allclose(explainer.loo(X_test, method="exact"), truth, rtol=0,
+                               atol=1e-8 * np.abs(truth).max())
