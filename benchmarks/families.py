@@ -335,10 +335,10 @@ def logistic_l1():
     for name, model in [
         ("LogisticRegression L1 liblinear C=0.1, breast cancer",
          LogisticRegression(C=0.1, l1_ratio=1.0, solver="liblinear", tol=1e-10,
-                            max_iter=100_000)),
+                            max_iter=100_000, random_state=0)),
         ("LogisticRegression enet saga C=0.1, l1_ratio=0.5, breast cancer",
          LogisticRegression(C=0.1, l1_ratio=0.5, solver="saga", tol=1e-10,
-                            max_iter=100_000)),
+                            max_iter=100_000, random_state=0)),
     ]:
         explainer, truth, rows_used = compare(
             name, data, model, lambda m: clone(m).set_params(**tight), log_loss_rows,
@@ -348,10 +348,37 @@ def logistic_l1():
     name = "LogisticRegression enet saga, 3 classes, digits [0, 1, 2]"
     explainer, truth, rows_used = compare(
         name, data, LogisticRegression(C=0.1, l1_ratio=0.5, solver="saga", tol=1e-10,
-                                       max_iter=100_000),
+                                       max_iter=100_000, random_state=0),
         lambda m: clone(m).set_params(**tight), log_loss_rows,
         rows=np.arange(0, 150, 5))
     l1_report(name, explainer, truth, rows_used, data, None)
+
+
+def kkt_of_refits_and_engine():
+    """Largest KKT residual (relative smallest subgradient) of the leave-one-out
+    optima: the exact engine's and scikit-learn's refits at tol=1e-12."""
+    from skinfluence.families import family_for
+
+    X, _, y, _ = breast_cancer()
+    model = LogisticRegression(C=0.1, l1_ratio=1.0, solver="liblinear", tol=1e-10,
+                               max_iter=100_000, random_state=0).fit(X, y)
+    rows = np.arange(0, 40, 4)
+    _, thetas, _, family = active_set_loo_parameters(family_for(model), X, y, None, rows)
+    worst_engine = worst_refit = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for position, i in enumerate(rows):
+            keep = np.arange(len(y)) != i
+            refit = clone(model).set_params(tol=1e-12, max_iter=1_000_000).fit(
+                X[keep], y[keep])
+            worst_refit = max(worst_refit, family_for(refit).bind(
+                X[keep], y[keep]).relative_gradient_norm(subgradient=True))
+            theta = thetas[:, position]
+            worst_engine = max(worst_engine, family.with_support(theta).bind(
+                X[keep], y[keep], None, theta).relative_gradient_norm(subgradient=True))
+    print(f"\nL1 liblinear, breast cancer, {len(rows)} leave-one-out problems: largest "
+          f"KKT residual of the exact engine {worst_engine:.1e}, of liblinear refits at "
+          f"tol=1e-12 {worst_refit:.1e}\n")
 
 
 ESTIMATORS = [
@@ -369,6 +396,7 @@ def main():
         for function in ESTIMATORS:
             function()
         ridgecv_stored_loo()
+        kkt_of_refits_and_engine()
     print("L1 models: support changes (`changed`: share of removed rows whose exact "
           "leave-one-out support differs; `flags`: share where `support_changes` agrees; "
           "errors relative to the largest effect):\n")

@@ -19,8 +19,8 @@ from skinfluence.families.logistic_l1 import (
     MultinomialL1LogisticFamily,
 )
 
-LIBLINEAR = dict(solver="liblinear", tol=1e-10, max_iter=100_000)
-SAGA = dict(solver="saga", tol=1e-10, max_iter=100_000)
+LIBLINEAR = dict(solver="liblinear", tol=1e-10, max_iter=100_000, random_state=0)
+SAGA = dict(solver="saga", tol=1e-10, max_iter=100_000, random_state=0)
 
 
 @pytest.fixture(autouse=True)
