@@ -123,7 +123,7 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
                 "sample_weight": sample_weight[keep]}
             est.fit(X[keep], y[keep], **fit_params)
             family = family_for(est)  # the test loss is the true (unsmoothed) loss
-            out.append(family.test_quantity(X_test, y_test))
+            out.append(family.test_quantity(family.design(X_test), y_test))
     return np.stack(out)
 
 
@@ -141,7 +141,8 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     with threadpool_limits(1):
         full = clone(est).fit(X, y, **({} if sample_weight is None else
                                        {"sample_weight": sample_weight}))
-    base = family_for(full).test_quantity(X_test, y_test)
+    family = family_for(full)
+    base = family.test_quantity(family.design(X_test), y_test)
     warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)

@@ -100,6 +100,8 @@ class ActiveSetMixin:
     """
 
     exact_engine = "active_set"
+    #: Newton on the reduced problem keeps the support: not a subset refit
+    subset_engines = ("refit",)
     #: the reduced objective's Hessian changes with the data weights after a
     #: removal (normalisation), so a one-step formula is not exact
     quadratic = False

@@ -69,6 +69,10 @@ class LinearFamily:
     #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
     #: invertible Hessian.
     pinv_rtol = None
+    #: Engines of :class:`skinfluence.estimators.SubsetEngine` that reproduce a
+    #: refit on a subset of rows: Newton on the objective over the inputs, and
+    #: refits whose parameters share this family's layout.
+    subset_engines = ("newton", "refit")
 
     # ------------------------------------------------------------------ layout
     @property

@@ -139,6 +139,12 @@ class KernelRidgeFamily(MultiOutputSquaredFamily):
                    estimator)
 
     @property
+    def subset_engines(self):
+        """None with a kernel map: it is built from the training rows, so a
+        refit on a subset has parameters in another basis."""
+        return ("newton", "refit") if self.kernel_map is None else ()
+
+    @property
     def n_inputs(self):
         return self._n_inputs
 

@@ -190,6 +190,11 @@ def test_refusals_name_the_fix(data, monkeypatch):
     monkeypatch.setattr(kernel_ridge_module, "MAX_KERNEL_SAMPLES", 100)
     with pytest.raises(ValueError, match="Nystroem"):
         family_for(KernelRidge(kernel="rbf").fit(X, y))
+    from skinfluence.estimators import SubsetEngine
+
+    with pytest.raises(ValueError, match="kernel map"):
+        SubsetEngine(KernelRidge(kernel="rbf").fit(X[:50], y[:50]), X[:50], y[:50],
+                     engine="refit")
     # the linear kernel needs no n x n matrix
     assert family_for(KernelRidge(kernel="linear").fit(X, y)).n_features == X.shape[1]
     explainer = InfluenceExplainer(KernelRidge(kernel="precomputed").fit(

@@ -211,6 +211,10 @@ def test_errors_name_the_fix(data):
         InfluenceExplainer(__import__("sklearn.linear_model").linear_model.Ridge().fit(
             X, y)).fit(X, y).support_changes()
     assert explainer.support_changes().changed.dtype == bool
+    from skinfluence.estimators import SubsetEngine
+
+    with pytest.raises(ValueError, match="engine='refit'"):
+        SubsetEngine(Lasso().fit(X, y), X, y, engine="newton")
     assert explainer_l2.fit(X, y).support_changes().changed.sum() == 0
 
 
