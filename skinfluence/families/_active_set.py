@@ -82,11 +82,10 @@ class ActiveSetProblem(BoundProblem):
         return out
 
     def hessian_factor(self):
-        J = super().hessian_factor()
-        keep = np.tile(self.active, J.shape[1] // self.active.size)
+        J = super().hessian_factor()  # columns: the parameters
         if sp.issparse(J):
-            return sp.csr_matrix(J @ sp.diags(keep.astype(float)))
-        return J * keep
+            return sp.csr_matrix(J @ sp.diags(self.active.astype(float)))
+        return J * self.active
 
 
 class ActiveSetMixin:

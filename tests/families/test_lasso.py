@@ -238,3 +238,31 @@ def test_sparse_input_and_n_jobs(data):
     truth, _ = brute_force_loo(model, Xs, y, sw, X_test, y_test, rows[:20])
     np.testing.assert_allclose(one[:, :20], truth, rtol=0,
                                atol=1e-9 * np.abs(truth).max())
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5], ids=["lasso", "enet"])
+def test_wide_data_solvers_agree_on_the_reduced_problem(l1_ratio):
+    """p > n: the dual direct solver and cg see the same reduced Hessian."""
+    from sklearn.datasets import make_regression
+
+    from skinfluence.solvers import DirectSolver
+
+    X, y = make_regression(n_samples=40, n_features=120, n_informative=8, noise=5.0,
+                           random_state=0)
+    model = ElasticNet(alpha=1.0, l1_ratio=l1_ratio, **TIGHT).fit(X, y)
+    results = []
+    for solver in ("direct", "cg"):
+        explainer = InfluenceExplainer(model, solver=solver, tol=1e-12).fit(X, y)
+        results.append(explainer.explain(X[:3], y[:3], method="newton"))
+    problem = explainer.problem_
+    forms = {form: DirectSolver(form=form).fit(problem) for form in ("primal", "dual")}
+    b = problem.row_gradients(X[:2], np.ones((2, 1)))
+    np.testing.assert_allclose(forms["dual"].solve(b), forms["primal"].solve(b),
+                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6,
+                               atol=1e-8 * np.abs(results[0]).max())
+    rows = np.arange(0, 40, 4)
+    truth, changed = brute_force_loo(model, X, y, np.ones(40), X[:3], y[:3], rows)
+    np.testing.assert_allclose(
+        explainer.loo(X[:3], y[:3], method="exact", train_indices=rows), truth,
+        rtol=0, atol=1e-8 * np.abs(truth).max())
