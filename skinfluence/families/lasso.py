@@ -23,7 +23,13 @@ Hessian stays (nearly) exact while the support does not change.
 """
 
 import numpy as np
-from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV
+from sklearn.linear_model import (
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
+    MultiTaskElasticNet,
+)
 
 from ._active_set import ActiveSetMixin
 from ._base import LinearFamily
@@ -56,6 +62,11 @@ class LassoFamily(ActiveSetMixin, LinearFamily):
     def from_estimator(cls, estimator, **_):
         coef = np.asarray(estimator.coef_, dtype=float)
         name = type(estimator).__name__
+        if isinstance(estimator, MultiTaskElasticNet):  # MultiTaskLasso too
+            raise ValueError(
+                f"{name} penalises the rows of its coefficient matrix jointly (a "
+                "group penalty), which skinfluence does not support. Use one Lasso "
+                "or ElasticNet per target.")
         if coef.ndim > 1 and coef.shape[0] != 1:
             raise ValueError(
                 f"{name} was fitted on a {coef.shape[0]}-column target; skinfluence "

@@ -205,6 +205,10 @@ def test_errors_name_the_fix(data):
         family_for(Lasso(positive=True).fit(X, y))
     with pytest.raises(ValueError, match="one model per column"):
         family_for(Lasso().fit(X, np.column_stack([y, y])))
+    from sklearn.linear_model import MultiTaskLasso  # a subclass of Lasso
+
+    with pytest.raises(ValueError, match="group penalty"):
+        family_for(MultiTaskLasso().fit(X, np.column_stack([y, y])))
     explainer = InfluenceExplainer(Lasso().fit(X, y)).fit(X, y)
     explainer_l2 = InfluenceExplainer(ElasticNet(l1_ratio=0.0).fit(X, y))
     with pytest.raises(ValueError, match="L1 part"):
