@@ -110,19 +110,26 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     that it hurts. Units are those of the loss, for one removal.
 
     Gradients and Hessians are closed form per model family: squared error
-    (LinearRegression, Ridge, RidgeCV), log-loss (LogisticRegression,
-    LogisticRegressionCV, binary or multinomial), (squared) hinge
-    (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with temperature
-    ``smoothing`` in the training objective), the Tweedie deviance
+    (LinearRegression, Ridge, RidgeCV, also with several targets and one alpha
+    per target; RidgeClassifier, RidgeClassifierCV on +-1 targets; KernelRidge
+    with any positive semi-definite kernel, on its exact empirical kernel map),
+    log-loss (LogisticRegression, LogisticRegressionCV, binary or multinomial),
+    (squared) hinge (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with
+    temperature ``smoothing`` in the training objective), the Tweedie deviance
     (PoissonRegressor, GammaRegressor, TweedieRegressor; the test loss is the
     unit deviance and, without labels, the change of the mean ``predict``),
     the Huber loss with its scale re-estimated (HuberRegressor) and the losses
-    of SGDClassifier and SGDRegressor with an L2 penalty. The README lists
-    every supported estimator.
+    of SGDClassifier and SGDRegressor with an L2 penalty. With an L1 part
+    (Lasso, ElasticNet, LassoCV, ElasticNetCV, LogisticRegression with
+    ``l1_ratio > 0``) the influence is that of the smooth problem on the
+    support (the nonzero coefficients, signs fixed); :meth:`support_changes`
+    flags the rows whose removal would change the support, and
+    ``loo(method="exact")`` is exact for every row. The README lists every
+    supported estimator.
 
     Objectives normalised by the number of rows (or their total weight: the
-    GLMs, SGD) are rescaled by a refit without a row: each row takes its share
-    of the penalty with it, and the influence includes that share.
+    GLMs, SGD, Lasso) are rescaled by a refit without a row: each row takes
+    its share of the penalty with it, and the influence includes that share.
 
     With ``class_weight="balanced"`` a refit without a row recomputes the class
     weights, which moves the optimum about as much as the removal itself; the
@@ -131,17 +138,18 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator object
-        A supported linear model (LinearRegression, Ridge, RidgeCV,
-        LogisticRegression, LogisticRegressionCV, LinearSVC, PoissonRegressor,
-        GammaRegressor, TweedieRegressor, HuberRegressor, SGDClassifier,
-        SGDRegressor), alone or as the last step of a Pipeline, fitted or not.
-        A fitted GridSearchCV, RandomizedSearchCV or HalvingGridSearchCV is
-        explained through its ``best_estimator_`` (hyperparameters held fixed:
-        the leave-one-out truth refits the chosen model, not the search). A
-        TransformedTargetRegressor is explained in its transformed target
-        space (losses), with predictions mapped back through the inverse
-        (chain rule); its fitted transformer is held fixed like a Pipeline's
-        preprocessing. Wrappers that are not one linear model
+        A supported model (LinearRegression, Ridge, RidgeCV, RidgeClassifier,
+        RidgeClassifierCV, KernelRidge, Lasso, ElasticNet, LassoCV,
+        ElasticNetCV, LogisticRegression, LogisticRegressionCV, LinearSVC,
+        PoissonRegressor, GammaRegressor, TweedieRegressor, HuberRegressor,
+        SGDClassifier, SGDRegressor), alone or as the last step of a Pipeline,
+        fitted or not. A fitted GridSearchCV, RandomizedSearchCV or
+        HalvingGridSearchCV is explained through its ``best_estimator_``
+        (hyperparameters held fixed: the leave-one-out truth refits the chosen
+        model, not the search). A TransformedTargetRegressor is explained in
+        its transformed target space (losses), with predictions mapped back
+        through the inverse (chain rule); its fitted transformer is held fixed
+        like a Pipeline's preprocessing. Wrappers that are not one linear model
         (CalibratedClassifierCV, one-vs-rest and multi-output wrappers,
         ensembles) are refused with the reason. A fitted estimator (or a
         ``FrozenEstimator``) is used as it is and never refitted or modified;
@@ -317,8 +325,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
             The training data the estimator was (or will be) fitted on.
-        y : array-like of shape (n_samples,)
-            Training targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Training targets (several columns for a regressor fitted on them).
         sample_weight : array-like of shape (n_samples,), default=None
             The sample weights of the fit. They scale each row's term of the
             objective (a weight of 0 is the same as deleting the row).
@@ -332,13 +340,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 f"This {type(self).__name__} estimator requires y to be passed, "
                 "but the target y is None."
             )
-        y_shape = np.asarray(y).shape
-        if len(y_shape) == 2 and y_shape[1] > 1:
-            raise ValueError(
-                f"y has {y_shape[1]} columns: skinfluence explains single-output "
-                "models. Explain one target at a time: fit one model and one "
-                "explainer per column of y.")
-        y = column_or_1d(y, warn=True)
+        # 2-D y: a regressor with several targets (checked by its family)
+        targets = np.asarray(y)
+        y = targets if targets.ndim == 2 and targets.shape[1] > 1 else \
+            column_or_1d(y, warn=True)
         if sample_weight is not None:
             _check_non_negative(sample_weight)
         estimator = self.estimator
@@ -449,16 +454,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             X, accept_sparse=("csr", "csc"), dtype=np.float64,
             ensure_all_finite=True, input_name="X",
         )
-        if X.shape[1] != family.n_features:
+        if X.shape[1] != family.n_inputs:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model was fitted with "
-                f"{family.n_features} features."
+                f"{family.n_inputs} features."
             )
         if sp.issparse(X):
             X = X.tocsr()
         if reset:
             self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
-        return X
+        return family.design(X)
 
     # -------------------------------------------------------------- explain
     @_limit_small_threads
@@ -498,10 +503,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        influence : ndarray of shape (n_test, n_train)
+        influence : ndarray of shape (n_test, n_train) or (n_test, n_train, n_targets)
             ``influence[j, i]`` is the predicted change of test row ``j``'s loss
             (or prediction) if training row ``i`` were removed and the model
-            refitted.
+            refitted. A regressor with several targets explains the squared
+            error summed over the targets, or, without ``y``, each target's
+            prediction (the last axis).
         """
         check_is_fitted(self)
         if method not in ("first_order", "newton"):
@@ -590,9 +597,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss; for the hinge, the optimum of the
             smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss, Newton for the smooth losses (for
-            HuberRegressor jointly with its scale, which "newton" holds
-            fixed).
+            closed form for squared loss (per re-balanced class for
+            RidgeClassifier with ``class_weight="balanced"``), Newton for the
+            smooth losses (for HuberRegressor jointly with its scale, which
+            "newton" holds fixed), an active-set search with a KKT certificate
+            for L1 models (exact also where the support changes).
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -614,12 +623,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        loo : ndarray of shape (n_test, n_rows)
+        loo : ndarray of shape (n_test, n_rows) or (n_test, n_rows, n_targets)
             ``L(z_j; theta_{-i}) - L(z_j; theta)`` (or the change of the
-            prediction for a regressor without ``y``). A row whose removal
-            leaves a class without rows gets NaN (with a warning): a refit could
-            not predict that class. Rows the model interpolates (leverage 1)
-            are refitted whatever the method.
+            prediction for a regressor without ``y``, one slice per target). A
+            row whose removal leaves a class without rows gets NaN (with a
+            warning): a refit could not predict that class. Rows the model
+            interpolates (leverage 1) are refitted whatever the method.
         """
         check_is_fitted(self)
         if method not in ("refit", "newton", "exact"):
@@ -1151,6 +1160,46 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 return applications.glm_diagnostics(self.influence_,
                                                     exact_dfbeta=exact_dfbeta)
             return applications.regression_diagnostics(self.influence_)
+
+    def support_changes(self, train_indices=None):
+        """Training rows whose removal would change an L1 model's support.
+
+        For Lasso, ElasticNet (and their CV versions) and LogisticRegression
+        with an L1 part, :meth:`explain` is the influence of the smooth
+        problem on the support (the nonzero coefficients, signs fixed): exact
+        for squared loss while removing the row keeps the support. Here the
+        Newton step of each removal predicts the leave-one-out coefficients,
+        and the KKT conditions of the leave-one-out problem there tell whether
+        a coefficient would leave the support (reach zero) or enter it (its
+        gradient exceeds the L1 strength). ``loo(method="exact")`` gives the
+        exact effect of every row, support changes included.
+
+        Parameters
+        ----------
+        train_indices : array-like of int or bool, default=None
+            Training rows (all when None).
+
+        Returns
+        -------
+        result : Bunch
+            ``changed`` (bool per row), ``leaving`` and ``entering`` (number of
+            coefficients), ``slack`` (``1 - max |grad_j| / lambda_j`` over the
+            zero coefficients; negative where one enters) and ``rows``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.linear_model import Lasso
+        >>> from skinfluence import InfluenceExplainer
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = Lasso(alpha=0.5).fit(X, y)
+        >>> result = InfluenceExplainer(model).fit(X, y).support_changes()
+        >>> result.changed.shape
+        (442,)
+        """
+        check_is_fitted(self)
+        with self._small_threads():
+            return applications.support_changes(self.influence_, train_indices)
 
     def perturbation_influence(self, X, y=None, rows=None):
         """Gradient of each test loss with respect to each training row's features.

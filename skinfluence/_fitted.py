@@ -20,6 +20,7 @@ from ._influence import (
     newton_rho,
     output_shift_block,
     self_influence_values,
+    shifted_residuals,
     top_k_indices,
 )
 from ._fitcheck import check_fit
@@ -134,9 +135,11 @@ class FittedInfluence:
             self.class_shift = shift
         self.family = family
         self.problem = problem
-        self.estimator = estimator
+        # what a refit on the design matrix fits (the estimator, for linear models)
+        self.estimator = None if estimator is None else family.refit_estimator(estimator)
         self.sample_weight = sample_weight if weights_given else None
         self._leverage_blocks = None
+        self._newton_rho = None
         self._self_influence = None
         self._X_train32 = None
 
@@ -157,7 +160,8 @@ class FittedInfluence:
             Z = family.decision(X) if Z is None else Z
             return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
                                   else (Z[:, 0] > 0).astype(int)]
-        y = column_or_1d(y)
+        y = (np.asarray(y) if not family.is_classifier and family.n_outputs > 1
+             else column_or_1d(y))
         if X is not None and y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
         if family.is_classifier:
@@ -208,6 +212,19 @@ class FittedInfluence:
             self._leverage_blocks = leverage_blocks(self.problem, self.solver)
         return self._leverage_blocks
 
+    def newton_rho(self):
+        """``rho_i`` of every training row's Newton step with the leave-one-out
+        Hessian, including the re-weighting shift (cached)."""
+        if self._newton_rho is None:
+            problem = self.problem
+            residuals = shifted_residuals(problem, self.solver, self.removal_residuals,
+                                          self.class_shift)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = newton_rho(problem.curvature, residuals, self.leverage())
+            rho[self.interpolated_rows()] = 0.0  # refitted in explain()
+            self._newton_rho = rho
+        return self._newton_rho
+
     def training_matrix(self, dtype):
         """The training matrix in ``dtype`` (None for float64; a float32 copy
         is made once)."""
@@ -256,6 +273,8 @@ class FittedInfluence:
         family, problem = self.family, self.problem
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
+        if Y is None and K > 1:
+            return self._explain_targets(X, method, chunk_size, dtype)
         if method == "first_order":
             Q = self.test_gradient(Y, Z)
             influence = np.empty((n_test, n_train), dtype=dtype)
@@ -265,9 +284,7 @@ class FittedInfluence:
             return self._refit_interpolated(X, y, influence)
 
         influence = np.empty((n_test, n_train))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
-        rho[self.interpolated_rows()] = 0.0
+        rho = self.newton_rho()
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
                                     X[rows])
@@ -314,6 +331,26 @@ class FittedInfluence:
             f"{' ...' if rows.size > 10 else ''} (leverage 1), where influence is "
             "undefined: their columns are exact leave-one-out refits.",
             UserWarning, stacklevel=4)
+        return influence
+
+    def _explain_targets(self, X, method, chunk_size, dtype):
+        """Change of each target's prediction, (n_test, n_train, n_targets)."""
+        problem, K = self.problem, self.family.n_outputs
+        n_train, n_test = problem.n_samples, X.shape[0]
+        if method == "first_order":
+            influence = np.empty((n_test, n_train, K), dtype=dtype)
+            for k in range(K):
+                Q = np.zeros((n_test, K))
+                Q[:, k] = 1.0
+                for rows, block in self.first_order_blocks(X, Q, chunk_size=chunk_size,
+                                                           dtype=dtype):
+                    influence[rows, :, k] = block
+            return influence
+        influence = np.empty((n_test, n_train, K))
+        rho = self.newton_rho()
+        for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
+            influence[rows] = output_shift_block(problem, self.solver, rho,
+                                                 self.class_shift, X[rows])
         return influence
 
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
@@ -383,7 +420,7 @@ class FittedInfluence:
         problem = self.problem
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
-        out = np.full((X.shape[0], rows.size), np.nan)
+        out = None  # (n_test, n_rows) or, for several targets, (..., n_targets)
         n_iter = np.zeros(rows.size, dtype=int)
         converged = np.ones(rows.size, dtype=bool)
         sole = self.family.sole_members(problem.y, problem.sample_weight)[rows]
@@ -408,7 +445,7 @@ class FittedInfluence:
                 rows[refit_rows], n_jobs=n_jobs, verbose=verbose,
                 tol=1e-10 if tol is None or method != "refit" else tol,
                 return_info=True, family=self.family)
-            out[:, refit_rows] = values
+            out = _place(out, values, refit_rows)
             n_iter[refit_rows], converged[refit_rows] = info.n_iter, info.converged
         if engine_rows.any():
             engine = exact_loo if method == "exact" else newton_loo
@@ -416,9 +453,21 @@ class FittedInfluence:
                 self.family, problem.X, problem.y, problem.sample_weight, self.solver,
                 X, labels, rows[engine_rows], n_jobs=n_jobs, verbose=verbose,
                 tol=LOO_TOL if tol is None else tol, return_info=True)
-            out[:, engine_rows] = values
+            out = _place(out, values, engine_rows)
             n_iter[engine_rows], converged[engine_rows] = info.n_iter, info.converged
+        if out is None:  # every row undefined
+            out = np.full((X.shape[0], rows.size), np.nan)
         self.loo_info = Bunch(method=method, rows=rows, n_iter=n_iter,
                               converged=converged, undefined=sole,
                               refitted=refit_rows)
         return out
+
+
+def _place(out, values, columns):
+    """Write ``values`` into the ``columns`` of ``out`` (NaN elsewhere),
+    allocating ``out`` like ``values`` the first time."""
+    if out is None:
+        shape = (values.shape[0], columns.size) + values.shape[2:]
+        out = np.full(shape, np.nan)
+    out[:, columns] = values
+    return out

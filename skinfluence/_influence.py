@@ -29,6 +29,7 @@ __all__ = [
     "newton_rho",
     "output_shift_block",
     "self_influence_values",
+    "shifted_residuals",
 ]
 
 
@@ -159,6 +160,26 @@ def newton_rho(curvature, removal_residuals, M):
     DM = D[:, :, None] * M if D.ndim == 2 else D @ M  # D_i M_i
     system = np.eye(K)[None] - DM
     return np.linalg.solve(system, removal_residuals[:, :, None])[:, :, 0]
+
+
+def shifted_residuals(problem, solver, removal_residuals, class_shift):
+    """Removal residuals with the re-weighting shift seen through the
+    leave-one-out Hessian: ``r_i - D_i T_i delta_i``.
+
+    The removal gradient of row ``i`` is ``v_i = r_i (x) x~_i - G delta_i``
+    (``G`` the group gradients of :func:`first_order_block`). By Woodbury,
+    ``(H - W_i W_i^T)^{-1} v_i = H^{-1}(rho_i (x) x~_i) - H^{-1} G delta_i`` with
+    ``rho_i = (I - D_i M_i)^{-1} (r_i - D_i T_i delta_i)``, ``T_i`` the rows of
+    ``H^{-1} G`` at ``x~_i``: pass the result to :func:`newton_rho`. Without a
+    shift it returns ``removal_residuals``.
+    """
+    if class_shift is None:
+        return removal_residuals
+    vectors, delta = class_shift
+    T = problem.parameters_to_rows(solver.solve(vectors).reshape(vectors.shape))
+    D = problem.curvature
+    DT = D[:, :, None] * T if D.ndim == 2 else np.einsum("nkl,nlg->nkg", D, T)
+    return removal_residuals - np.einsum("nkg,ng->nk", DT, delta)
 
 
 def output_shift_block(problem, solver, rho, class_shift, X, rows=None):

@@ -1,6 +1,6 @@
 """Uses of influence: cleaning data, removing groups, moving parameters and
 predictions, regression diagnostics, perturbing features, functionals of the
-model's outputs (fairness gaps, worst-group loss).
+model's outputs (fairness gaps, worst-group loss), support changes of L1 models.
 
 Each function takes a :class:`~skinfluence._fitted.FittedInfluence` and
 prepared arrays; :class:`~skinfluence.InfluenceExplainer` exposes them as
@@ -17,6 +17,7 @@ from .diagnostics import (
 from .functionals import FUNCTIONALS, functional_influence, functional_of
 from .groups import group_index, group_influence, group_steps, refit_groups
 from .perturbation import perturbation_influence
+from .support import support_changes
 
 __all__ = [
     "FUNCTIONALS",
@@ -34,5 +35,6 @@ __all__ = [
     "rank_suspicious",
     "refit_groups",
     "regression_diagnostics",
+    "support_changes",
     "validation_influence",
 ]

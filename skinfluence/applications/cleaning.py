@@ -13,7 +13,6 @@ from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from .._influence import newton_rho
 from ..exact import newton_block, polish_optimum
 
 __all__ = ["validation_influence", "loo_self_loss", "rank_suspicious", "SUSPICION"]
@@ -59,7 +58,7 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     n = problem.n_samples
     if method == "newton_step":
         M = fitted.leverage()
-        rho = newton_rho(problem.curvature, fitted.removal_residuals, M)
+        rho = fitted.newton_rho()
         dZ = np.einsum("nkl,nl->nk", M, rho)
         if fitted.class_shift is not None:
             vectors, delta = fitted.class_shift

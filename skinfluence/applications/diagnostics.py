@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.utils import Bunch
 
-from .._influence import leverage_blocks, newton_rho
+from .._influence import leverage_blocks
 from ..exact import newton_block, polish_optimum
 from ..families import BinaryLogisticFamily, SquaredLossFamily
 from ._memory import row_blocks
@@ -25,12 +25,8 @@ def parameter_influence(fitted, rows=None, method="first_order"):
     """Per-row parameter change ``theta_{-i} - theta``, (n_rows, n_parameters)."""
     if method not in ("first_order", "newton"):
         raise ValueError(f"method must be 'first_order' or 'newton'; got {method!r}.")
-    problem, solver = fitted.problem, fitted.solver
     rows = fitted.train_rows(rows)
-    d = problem.n_parameters
-    R = fitted.removal_residuals[rows]
-    if method == "newton":
-        R = newton_rho(problem.curvature[rows], R, fitted.leverage()[rows])
+    R = fitted.newton_rho()[rows] if method == "newton" else fitted.removal_residuals[rows]
     return _parameter_steps(fitted, rows, R)
 
 
@@ -62,9 +58,7 @@ def prediction_influence(fitted, X, method="first_order"):
         raise ValueError(f"method must be 'first_order' or 'newton'; got {method!r}.")
     problem, family, solver = fitted.problem, fitted.family, fitted.solver
     n, m, K = problem.n_samples, X.shape[0], family.n_outputs
-    R = fitted.removal_residuals
-    if method == "newton":
-        R = newton_rho(problem.curvature, R, fitted.leverage())
+    R = fitted.newton_rho() if method == "newton" else fitted.removal_residuals
     shift = fitted.class_shift
     out = np.empty((m, n, K))
     for rows in row_blocks(m, 8 * n * K * 2):

@@ -69,7 +69,6 @@ from scipy.special import expit, softmax
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from .._influence import newton_rho
 from ..exact import newton_block, polish_optimum
 from .groups import group_index, group_steps
 
@@ -391,9 +390,7 @@ def functional_influence(fitted, X, functional, y=None, groups=None, *,
         return values
     u = fitted.solver.solve(total)
     T = problem.parameters_to_rows(u[:, None])[:, :, 0]  # (n, K)
-    R = fitted.removal_residuals
-    if method == "newton":
-        R = newton_rho(problem.curvature, R, fitted.leverage())
+    R = fitted.newton_rho() if method == "newton" else fitted.removal_residuals
     values = np.einsum("nk,nk->n", R, T)
     if fitted.class_shift is not None:
         vectors, delta = fitted.class_shift

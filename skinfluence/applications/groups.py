@@ -76,7 +76,8 @@ def _group_removal(fitted, members, exact):
         return _group_gradients(problem, fitted.removal_residuals[rows], members)
     vectors, delta = shift
     n_class = fitted.n_class_columns  # the rest (a penalty share) is additive
-    if not exact or n_class == 0:
+    # a normalisation's shift is additive; only class weights are re-balanced
+    if not exact or n_class == 0 or not family.is_classifier:
         R = fitted.removal_residuals[rows]
         D = np.stack([delta[g].sum(axis=0) for g in members])  # (G, n_columns)
         return _group_gradients(problem, R, members) - vectors @ D.T
@@ -85,14 +86,15 @@ def _group_removal(fitted, members, exact):
     vectors = vectors[:, :n_class]
     # exact re-balancing: class weights recomputed without the group
     labels = family.class_index(problem.y)
-    sw = family.balancing_weights(problem.sample_weight)
+    sw = problem.sample_weight
+    counts = family.balance_counts(sw)  # sample weights, or rows (RidgeClassifier)
     n_classes = len(family.classes)
-    totals = np.bincount(labels, weights=sw, minlength=n_classes)
+    totals = np.bincount(labels, weights=counts, minlength=n_classes)
     cw = totals.sum() / (n_classes * totals)
     gradient = family.training_loss_gradient(problem.Y, problem.Z)
     R_parts, D = [], np.zeros((len(members), n_classes))
     for position, g in enumerate(members):
-        new_totals = totals - np.bincount(labels[g], weights=sw[g], minlength=n_classes)
+        new_totals = totals - np.bincount(labels[g], weights=counts[g], minlength=n_classes)
         if np.all(new_totals > 0):
             D[position] = (new_totals.sum() / (n_classes * new_totals)) - cw
         # all rows, then the members: weights may be normalised by the row count
@@ -160,6 +162,8 @@ def group_influence(fitted, X, y, groups, method="first_order", n_jobs=None):
     if method == "first_order":
         Q = family.predicted_gradient(Z) if Y is None else family.loss_gradient(Y, Z)
         return np.einsum("mk,mkg->mg", Q, dZ), labels
+    if Y is None:  # the prediction, one slice per target
+        return (dZ[:, 0, :] if dZ.shape[1] == 1 else dZ.transpose(0, 2, 1)), labels
     m, K, G = dZ.shape
     if Y is None:
         moved = family.predicted((Z[:, :, None] + dZ).transpose(0, 2, 1).reshape(m * G, K))

@@ -69,6 +69,16 @@ class SubsetEngine:
         if engine not in ("newton", "refit"):
             raise ValueError(f"engine must be 'newton' or 'refit'; got {engine!r}.")
         self.family = family_for(estimator) if family is None else family
+        if engine not in self.family.subset_engines:
+            allowed = self.family.subset_engines
+            raise ValueError(
+                f"engine={engine!r} does not reproduce refits of "
+                f"{type(estimator).__name__} on subsets of rows ("
+                + (f"use engine={allowed[0]!r}" if allowed else
+                   "its parameters live in the kernel map of its own training rows; "
+                   "approximate the kernel with a feature map, e.g. Nystroem, and a "
+                   "linear model")
+                + ").")
         self.estimator = tight_clone(estimator) if engine == "refit" else None
         self.engine = engine
         self.X = X

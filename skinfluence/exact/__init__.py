@@ -5,9 +5,16 @@ method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses.
 """
 
+import inspect
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from .active_set import active_set_loo, active_set_loo_parameters, l1_minimize
 from .huber import huber_loo
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
 from .polish import POLISHERS, polish
+from .rebalanced import rebalanced_loo
 from .refit import loo_refit, refit_loo, tight_clone
 
 #: exact leave-one-out engines by the name a family gives in ``exact_engine``;
@@ -16,6 +23,8 @@ from .refit import loo_refit, refit_loo, tight_clone
 ENGINES = {
     "newton": newton_loo,
     "huber": huber_loo,
+    "rebalanced": rebalanced_loo,
+    "active_set": active_set_loo,
 }
 
 
@@ -32,15 +41,31 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         raise ValueError(
             f"{type(family).__name__} has no exact leave-one-out engine for this "
             "loss; use method='refit' (refits of the estimator).")
-    return ENGINES[name](family, X, y, sample_weight, solver, X_test, y_test, rows,
-                         n_jobs=n_jobs, verbose=verbose, tol=tol,
-                         return_info=return_info)
+    engine = ENGINES[name]
+    accepts = inspect.signature(engine).parameters
+    if "return_info" in accepts:
+        options = {"tol": tol} if "tol" in accepts else {}
+        return engine(family, X, y, sample_weight, solver, X_test, y_test, rows,
+                      n_jobs=n_jobs, verbose=verbose, return_info=return_info,
+                      **options)
+    # an engine exact by construction (closed form, path, active set)
+    values = engine(family, X, y, sample_weight, solver, X_test, y_test, rows,
+                    n_jobs=n_jobs, verbose=verbose)
+    if not return_info:
+        return values
+    n_rows = len(rows)
+    return values, Bunch(n_iter=np.ones(n_rows, dtype=int),
+                         converged=np.ones(n_rows, dtype=bool),
+                         decrement=np.zeros(n_rows))
 
 
 __all__ = [
     "ENGINES",
     "LOO_TOL",
     "POLISHERS",
+    "active_set_loo",
+    "active_set_loo_parameters",
+    "l1_minimize",
     "exact_loo",
     "huber_loo",
     "loo_refit",
@@ -49,6 +74,7 @@ __all__ = [
     "newton_minimize",
     "polish",
     "polish_optimum",
+    "rebalanced_loo",
     "refit_loo",
     "tight_clone",
 ]

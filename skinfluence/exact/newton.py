@@ -188,7 +188,7 @@ def _loo_weights(problem, rows):
     family = problem.family
     weights = np.empty(problem.weights.shape + (len(rows),))
     for position, row in enumerate(rows):
-        weights[:, :, position] = family.row_weights_without(
+        weights[:, :, position] = family.removal_weights(
             problem.y, problem.sample_weight, row)
     return weights
 
@@ -232,6 +232,10 @@ def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
         Wu = np.einsum("bdk,db->bk", W, u)
         return u + np.einsum("bdk,bkl,bl->db", HW, S_inv, Wu)
 
+    def penalty_change(delta):
+        theta = problem.theta[:, None]
+        return problem.penalty_gradient(theta + delta) - problem.penalty_gradient(theta)
+
     delta = np.zeros((problem.n_parameters, b))
     first = np.zeros(b)
     relative = np.full(b, np.inf)
@@ -244,7 +248,7 @@ def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
         dZ = problem.parameters_to_rows(delta[:, cols])
         change = family.training_gradient_change(Y3, Z0, dZ)
         grad = (problem.rows_to_parameters(weights[:, :, cols] * change)
-                + fixed[:, cols] + problem.penalty[:, None] * delta[:, cols])
+                + fixed[:, cols] + penalty_change(delta[:, cols]))
         step = loo_solve(grad) if b == len(cols) else _subset_solve(
             solver, W, HW, S_inv, cols, grad)
         decrement = np.sqrt(np.clip(np.einsum("db,db->b", grad, step), 0.0, None))
@@ -297,7 +301,8 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
         dZ = problem.parameters_to_rows(delta[:, None])[:, :, 0]
         change = family.training_gradient_change(problem.Y, problem.Z, dZ)
         grad = (problem.rows_to_parameters(weights * change) + fixed
-                + problem.penalty * delta)
+                + problem.penalty_gradient(problem.theta + delta)
+                - problem.penalty_gradient(problem.theta))
         step = _hessian_solver(loo)(grad)
         slope = float(grad @ step)
         decrement = float(np.sqrt(max(slope, 0.0)))
@@ -321,11 +326,10 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
 
 def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
     """Test quantities at the leave-one-out optima of a block of rows."""
-    out = np.empty((len(rows), X_test.shape[0]))
     with threadpool_limits(1):
         thetas, info = newton_block(problem, solver, np.asarray(rows), tol, max_iter)
-        for position, theta in enumerate(thetas.T):
-            out[position] = problem.family.test_quantity(X_test, y_test, theta)
+        out = np.stack([problem.family.test_quantity(X_test, y_test, theta)
+                        for theta in thetas.T])
     return out, info
 
 
@@ -377,7 +381,9 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         info = Bunch(n_iter=np.ones(n_rows, dtype=int),
                      converged=np.ones(n_rows, dtype=bool),
                      decrement=np.zeros(n_rows))
-        if y_test is None:
+        if y_test is None and K > 1:  # the prediction, one slice per target
+            values = Z - base[:, None]
+        elif y_test is None:
             values = family.predicted(Z.reshape(m * n_rows, K)).reshape(m, n_rows) \
                 - base[:, None]
         else:
@@ -392,8 +398,8 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
         # fixed blocks: the same arithmetic whatever n_jobs or the backend
         for start in range(0, len(rows), _NEWTON_BLOCK)
     )
-    values = (np.vstack([p[0] for p in parts]).T - base[:, None]) if parts else \
-        np.empty((X_test.shape[0], 0))
+    values = (np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
+              if parts else np.empty((X_test.shape[0], 0)))
     info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts
                     else np.empty(0) for key in ("n_iter", "converged", "decrement")})
     _warn_unconverged(rows, info, tol)

@@ -11,10 +11,16 @@ from sklearn.base import clone
 from sklearn.linear_model import (
     GammaRegressor,
     HuberRegressor,
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
     LogisticRegression,
     LogisticRegressionCV,
     PoissonRegressor,
     Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
     RidgeCV,
     TweedieRegressor,
 )
@@ -39,15 +45,22 @@ def tight_clone(estimator, tol=1e-10):
     * LogisticRegression (not liblinear): ``solver="newton-cholesky"``,
       ``tol=tol``, ``max_iter=1000``, ``warm_start=True`` (every solver but
       liblinear minimises the same objective; Newton reaches it reliably).
-      LogisticRegressionCV becomes the LogisticRegression of its chosen ``C_``.
+      LogisticRegressionCV becomes the LogisticRegression of its chosen ``C_``
+      (and ``l1_ratio_``). With an L1 part: saga at ``tol=1e-12``,
+      ``max_iter=1_000_000``, warm started.
+    * Lasso, ElasticNet: coordinate descent at ``tol=1e-14``,
+      ``max_iter=1_000_000``, cyclic, warm started; LassoCV and ElasticNetCV
+      become the ElasticNet of their chosen ``alpha_`` (and ``l1_ratio_``).
     * LogisticRegression with liblinear and LinearSVC: ``tol=tol``,
       ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
       primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
       hinge (dual coordinate descent).
     * Ridge: the SVD solver (exact, and accurate on ill-conditioned data; the
       refit engine uses conjugate gradients at ``tol=1e-12`` for sparse
-      data); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_``.
-      LinearRegression is unchanged (a direct solver).
+      data); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_`` (one
+      per target with ``alpha_per_target=True``), a RidgeClassifierCV a
+      RidgeClassifier. LinearRegression and RidgeClassifier are unchanged
+      (direct solvers).
     * PoissonRegressor, GammaRegressor, TweedieRegressor:
       ``solver="newton-cholesky"``, ``tol=1e-12``, ``max_iter=100``,
       ``warm_start=True``.
@@ -64,18 +77,34 @@ def tight_clone(estimator, tol=1e-10):
     bring the solver close.
     """
     if isinstance(estimator, RidgeCV):
-        return Ridge(alpha=float(np.ravel(estimator.alpha_)[0]),
+        alpha = np.ravel(np.asarray(estimator.alpha_, dtype=float))  # one per target
+        return Ridge(alpha=float(alpha[0]) if alpha.size == 1 else alpha,
                      fit_intercept=estimator.fit_intercept, solver="svd")
+    if isinstance(estimator, RidgeClassifierCV):
+        return RidgeClassifier(alpha=float(np.ravel(estimator.alpha_)[0]),
+                               fit_intercept=estimator.fit_intercept,
+                               class_weight=estimator.class_weight)
+    if isinstance(estimator, (LassoCV, ElasticNetCV)):  # the chosen alpha (l1_ratio)
+        l1_ratio = getattr(estimator, "l1_ratio_", 1.0)
+        estimator = ElasticNet(alpha=float(estimator.alpha_), l1_ratio=float(l1_ratio),
+                               fit_intercept=estimator.fit_intercept)
     est = clone(estimator)
+    if isinstance(est, (Lasso, ElasticNet)):
+        # coordinate descent stops on the duality gap relative to ||y||^2 / n
+        est.set_params(tol=1e-14, max_iter=1_000_000, selection="cyclic",
+                       warm_start=True)
     if isinstance(est, LogisticRegressionCV):
         keep = LogisticRegression().get_params()
         params = {k: v for k, v in est.get_params().items() if k in keep}
         params.pop("penalty", None)
-        params.update(C=float(np.ravel(estimator.C_)[0]), l1_ratio=0.0)
+        params.update(C=float(np.ravel(estimator.C_)[0]),
+                      l1_ratio=float(np.ravel(estimator.l1_ratio_)[0]))
         est = LogisticRegression(**params)
     if isinstance(est, LogisticRegression):
         if est.solver == "liblinear":
             est.set_params(tol=tol, max_iter=100_000)
+        elif _has_l1(est):  # only saga minimises it
+            est.set_params(tol=1e-12, max_iter=1_000_000, warm_start=True)
         else:
             est.set_params(solver="newton-cholesky", tol=tol, max_iter=1000,
                            warm_start=True)
@@ -93,6 +122,14 @@ def tight_clone(estimator, tol=1e-10):
     if "random_state" in est.get_params() and est.get_params()["random_state"] is None:
         est.set_params(random_state=0)
     return est
+
+
+def _has_l1(estimator):
+    """Whether a LogisticRegression's penalty has an L1 part."""
+    penalty = getattr(estimator, "penalty", "deprecated")
+    if penalty != "deprecated":
+        return penalty in ("l1", "elasticnet")
+    return bool(estimator.l1_ratio) and estimator.C != np.inf
 
 
 def _batches(rows, n_jobs):
@@ -130,7 +167,8 @@ def _fit_polished(estimator, X, y, sample_weight, warm=None):
     family = family_for(est)  # the test loss is the true (unsmoothed) loss
     n_iter = getattr(est, "n_iter_", None)
     n_iter = 1 if n_iter is None else int(np.max(n_iter))
-    if family.quadratic or family.smoothed or getattr(family, "stochastic", False):
+    if (family.quadratic or family.smoothed or getattr(family, "stochastic", False)
+            or family.exact_engine == "active_set"):  # L1: exact coordinate descent
         return est, family, family.theta, n_iter, 0.0
     if family.exact_engine in POLISHERS:
         family = POLISHERS[family.exact_engine](family, X, y, sample_weight)
@@ -149,7 +187,7 @@ def _warm_start(fitted, family, theta):
 def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
                  theta_full, family=None):
     """Refit without each entry of ``removals`` (a row or an array of rows)."""
-    out = np.empty((len(removals), X_test.shape[0]))
+    out = []
     n_iter = np.zeros(len(removals), dtype=int)
     relative = np.zeros(len(removals))
     with threadpool_limits(1):
@@ -159,8 +197,11 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
             fitted, refit_family, theta, n_iter[position], decrement = _fit_polished(
                 estimator, X[keep], y[keep],
                 None if sample_weight is None else sample_weight[keep], warm)
-            measure = refit_family if family is None else family
-            out[position] = measure.test_quantity(X_test, y_test, theta)
+            if family is None:  # the refit's own basis (a kernel map's design)
+                out.append(refit_family.test_quantity(refit_family.design(X_test),
+                                                      y_test, theta))
+            else:
+                out.append(family.test_quantity(X_test, y_test, theta))
             if decrement > 0:
                 # the decrement against the size of the leave-one-out step,
                 # both in the norm of the refit's Hessian
@@ -169,7 +210,7 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
                                             is None else sample_weight[keep], theta)
                 size = np.sqrt(max(float(step @ problem.hvp(step)), 0.0))
                 relative[position] = decrement / size if size > 0 else 0.0
-    return out, n_iter, relative
+    return np.stack(out), n_iter, relative
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
@@ -192,8 +233,8 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     est = _for_data(tight_clone(estimator, tol=tol), X)
     with threadpool_limits(1):
         full, full_family, theta_full, _, _ = _fit_polished(est, X, y, sample_weight)
-    base = (full_family if family is None else family).test_quantity(
-        X_test, y_test, theta_full)
+    base = (full_family.test_quantity(full_family.design(X_test), y_test, theta_full)
+            if family is None else family.test_quantity(X_test, y_test, theta_full))
     warm = (_warm_start(full, full_family, theta_full)
             if getattr(est, "warm_start", False) else None)
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
@@ -203,7 +244,7 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
                               X_test, y_test, warm, theta_full, family)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
-    values = np.vstack([p[0] for p in parts]).T - base[:, None]
+    values = np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
     info = Bunch(n_iter=np.concatenate([p[1] for p in parts]),
                  decrement=np.concatenate([p[2] for p in parts]))
     info.converged = info.decrement <= 1e-6

@@ -6,30 +6,45 @@ Adding a model family means adding one file and one line to ``_REGISTRY``.
 from sklearn.linear_model import (
     GammaRegressor,
     HuberRegressor,
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
     PoissonRegressor,
     Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
     RidgeCV,
     SGDClassifier,
     SGDRegressor,
     TweedieRegressor,
 )
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import LinearSVC
 
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .glm import TweedieFamily
 from .huber import HuberFamily
 from .sgd import SGDClassifierFamily, SGDRegressorFamily
+from .kernel_ridge import KernelRidgeFamily
+from .lasso import LassoFamily
 from .linear_svc import LinearSVCFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
+from .multi_output import MultiOutputSquaredFamily, squared_loss_family
+from .ridge_classifier import RidgeClassifierFamily
 from .squared import SquaredLossFamily
 
 __all__ = [
     "BoundProblem",
     "LinearFamily",
     "SquaredLossFamily",
+    "MultiOutputSquaredFamily",
+    "RidgeClassifierFamily",
+    "KernelRidgeFamily",
+    "LassoFamily",
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
@@ -44,9 +59,11 @@ __all__ = [
 ]
 
 _REGISTRY = {
-    LinearRegression: SquaredLossFamily.from_estimator,
-    Ridge: SquaredLossFamily.from_estimator,
-    RidgeCV: SquaredLossFamily.from_estimator,
+    LinearRegression: squared_loss_family,
+    Ridge: squared_loss_family,
+    RidgeCV: squared_loss_family,
+    RidgeClassifier: RidgeClassifierFamily.from_estimator,
+    RidgeClassifierCV: RidgeClassifierFamily.from_estimator,
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
@@ -56,6 +73,11 @@ _REGISTRY = {
     HuberRegressor: HuberFamily.from_estimator,
     SGDClassifier: SGDClassifierFamily.from_estimator,
     SGDRegressor: SGDRegressorFamily.from_estimator,
+    KernelRidge: KernelRidgeFamily.from_estimator,
+    Lasso: LassoFamily.from_estimator,
+    ElasticNet: LassoFamily.from_estimator,
+    LassoCV: LassoFamily.from_estimator,
+    ElasticNetCV: LassoFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)
@@ -95,7 +117,8 @@ def family_for(estimator, *, smoothing=0.03):
     if builder is None:
         raise TypeError(
             f"{type(estimator).__name__} is not supported. skinfluence computes "
-            "closed-form influence for smooth L2-regularised linear models: "
+            "closed-form influence for linear models with an L2, L1 or "
+            "elastic-net penalty, GLMs and kernel ridge regression: "
             f"{', '.join(SUPPORTED_ESTIMATORS)} (alone, as the last step of a "
             "Pipeline, as a search's best_estimator_ or inside a "
             "TransformedTargetRegressor)."

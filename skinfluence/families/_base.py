@@ -69,6 +69,10 @@ class LinearFamily:
     #: Relative eigenvalue cut-off of a pseudo-inverse, or None to require an
     #: invertible Hessian.
     pinv_rtol = None
+    #: Engines of :class:`skinfluence.estimators.SubsetEngine` that reproduce a
+    #: refit on a subset of rows: Newton on the objective over the inputs, and
+    #: refits whose parameters share this family's layout.
+    subset_engines = ("newton", "refit")
 
     # ------------------------------------------------------------------ layout
     @property
@@ -120,11 +124,12 @@ class LinearFamily:
         """The explained quantity of each row of ``X`` at parameters ``theta``.
 
         The unweighted test loss at targets ``y``, or, when ``y`` is None, the
-        model's prediction (:meth:`predicted`).
+        model's prediction (:meth:`predicted`; one column per target for a
+        regressor with several targets).
         """
         Z = self.decision(X, theta)
         if y is None:
-            return self.predicted(Z)
+            return Z if Z.shape[1] > 1 and not self.is_classifier else self.predicted(Z)
         return self.loss(self.encode_target(y), Z)
 
     # ------------------------------------------------------------ predictions
@@ -160,6 +165,46 @@ class LinearFamily:
         other = copy.copy(self)
         other.target_transform = target_transform
         return other
+
+    # ------------------------------------------------------ input and refits
+    @property
+    def n_inputs(self):
+        """Columns of the input the estimator takes (before :meth:`design`)."""
+        return self.n_features
+
+    def design(self, X):
+        """The design matrix of the linear model for estimator inputs ``X``.
+
+        The identity for linear models; a kernel model maps its inputs to
+        the features of its kernel here.
+        """
+        return X
+
+    def refit_estimator(self, estimator):
+        """The estimator whose refits on :meth:`design` matrices are the truth.
+
+        The fitted estimator itself for linear models.
+        """
+        return estimator
+
+    def removal_weights(self, y, sample_weight, rows):
+        """Row weights ``c_ik`` of the objective a refit without ``rows`` minimises.
+
+        Those rows get weight 0; class weights and normalisations are
+        recomputed from the remaining rows as a refit would.
+        """
+        weight = np.array(sample_weight, dtype=float)
+        weight[rows] = 0.0
+        return self.row_weights(y, weight)
+
+    def linear_penalty(self):
+        """Gradient of a penalty term linear in ``theta``, shape (n_parameters,),
+        or None.
+
+        An L1 norm restricted to the coefficients it keeps nonzero, with their
+        signs fixed, is linear: ``lambda * sign(w_j) * w_j``.
+        """
+        return None
 
     # ------------------------------------------------------- family interface
     def encode_target(self, y):
@@ -256,13 +301,6 @@ class LinearFamily:
         """
         return None
 
-    def row_weights_without(self, y, sample_weight, rows):
-        """Row weights of the objective a refit without ``rows`` minimises,
-        the rows kept in place at weight 0; shape as :meth:`row_weights`."""
-        weight = np.array(sample_weight, dtype=float)
-        weight[rows] = 0.0
-        return self.row_weights(y, weight)
-
     def removal_terms(self, y, sample_weight, Y, Z):
         """Corrections for refits that change other rows' weights.
 
@@ -307,6 +345,7 @@ class BoundProblem:
         else:
             self.curvature = self.weights * curvature
         self.penalty = family.penalty_diagonal()
+        self.linear = family.linear_penalty()
         self.correction = family.hessian_correction(self)
 
     @property
@@ -407,10 +446,21 @@ class BoundProblem:
     def objective(self):
         fam = self.family
         data = np.sum(self.weights * fam.training_output_losses(self.Y, self.Z))
-        return data + 0.5 * np.sum(self.penalty * self.theta**2)
+        value = data + 0.5 * np.sum(self.penalty * self.theta**2)
+        return value if self.linear is None else value + self.linear @ self.theta
+
+    def penalty_gradient(self, theta=None):
+        """Gradient of the penalty at ``theta`` (the bound parameters when None);
+        ``theta`` may be a block of columns (d, m)."""
+        theta = self.theta if theta is None else theta
+        p, linear = self.penalty, self.linear
+        if theta.ndim == 2:
+            p = p[:, None]
+            linear = None if linear is None else linear[:, None]
+        return p * theta if linear is None else p * theta + linear
 
     def gradient(self):
-        return self.rows_to_parameters(self.residuals) + self.penalty * self.theta
+        return self.rows_to_parameters(self.residuals) + self.penalty_gradient()
 
     def relative_gradient_norm(self, subgradient=False):
         """``||grad F|| / (sum_i ||grad f_i||_abs + ||p theta||)``: about 0 at an optimum.
@@ -430,9 +480,10 @@ class BoundProblem:
                     self.residuals[rows], block)
                 scale = scale + self.rows_to_parameters(R[rows], np.abs(block))
         grad = self.family.stationarity_gradient(self) if subgradient else None
+        penalty_gradient = self.penalty_gradient()
         if grad is None:
-            grad = data_gradient + self.penalty * self.theta
-        denom = np.linalg.norm(scale) + np.linalg.norm(self.penalty * self.theta)
+            grad = data_gradient + penalty_gradient
+        denom = np.linalg.norm(scale) + np.linalg.norm(penalty_gradient)
         return float(np.linalg.norm(grad) / max(denom, np.finfo(float).tiny))
 
     def hessian(self):

@@ -33,7 +33,6 @@ class ClassificationFamily(LinearFamily):
     is_classifier = True
     #: False when ``class_weight="balanced"`` counts rows instead of summing
     #: their sample weights (SGDClassifier)
-    balanced_by_sample_weight = True
 
     def _init_classes(self, classes, class_weight, C):
         self.classes = np.asarray(classes)
@@ -64,12 +63,10 @@ class ClassificationFamily(LinearFamily):
             )
         return idx
 
-    def balancing_weights(self, sample_weight):
-        """The per-row amounts ``class_weight="balanced"`` sums per class."""
-        sample_weight = np.asarray(sample_weight, dtype=float)
-        if self.balanced_by_sample_weight:
-            return sample_weight
-        return np.ones_like(sample_weight)
+    def balance_counts(self, sample_weight):
+        """What each row adds to its class's count under ``class_weight="balanced"``:
+        its sample weight (LogisticRegression, LinearSVC)."""
+        return np.asarray(sample_weight, dtype=float)
 
     def class_weights(self, y, sample_weight):
         """Class weights as the estimator computed them on ``(y, sample_weight)``."""
@@ -78,7 +75,7 @@ class ClassificationFamily(LinearFamily):
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             # compute_class_weight's formula, without its validation overhead
             totals = np.bincount(self.class_index(y),
-                                 weights=self.balancing_weights(sample_weight),
+                                 weights=self.balance_counts(sample_weight),
                                  minlength=len(self.classes))
             with np.errstate(divide="ignore"):
                 return totals.sum() / (len(self.classes) * totals)
@@ -112,15 +109,15 @@ class ClassificationFamily(LinearFamily):
             return None
         labels = self.class_index(y)
         sw = np.asarray(sample_weight, dtype=float)
-        counted = self.balancing_weights(sw)
+        counts = self.balance_counts(sw)
         n_classes = len(self.classes)
-        totals = np.bincount(labels, weights=counted, minlength=n_classes)
+        totals = np.bincount(labels, weights=counts, minlength=n_classes)
         cw = totals.sum() / (n_classes * totals)
         # class weights after removing each row (exact, not linearised)
         new_totals = np.broadcast_to(totals, (len(y), n_classes)).copy()
-        new_totals[np.arange(len(y)), labels] -= counted
+        new_totals[np.arange(len(y)), labels] -= counts
         with np.errstate(divide="ignore", invalid="ignore"):
-            new_cw = (totals.sum() - counted)[:, None] / (n_classes * new_totals)
+            new_cw = (totals.sum() - counts)[:, None] / (n_classes * new_totals)
         # a row that is the last of its class would remove the class: no term
         lonely = ~np.isfinite(new_cw).all(axis=1)
         delta = np.where(lonely[:, None], 0.0, new_cw - cw)

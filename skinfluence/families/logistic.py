@@ -30,8 +30,9 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from ._classification import ClassificationFamily
 
 
-def _read_penalty(estimator):
-    """Return ``C`` (``inf`` for no penalty) after refusing any L1 part.
+def penalty_parts(estimator):
+    """Return ``(C, l1_ratio)`` of a fitted logistic model (``C = inf``: no
+    penalty; ``l1_ratio`` 0 for L2, 1 for L1).
 
     Reads the deprecated ``penalty`` when it was set, else ``l1_ratio``.
     """
@@ -41,14 +42,24 @@ def _read_penalty(estimator):
     else:
         C = float(estimator.C)
         l1_ratio = estimator.l1_ratio
+    l1_ratio = 0.0 if l1_ratio is None or np.isnan(l1_ratio) else float(l1_ratio)
     penalty = getattr(estimator, "penalty", "deprecated")
-    if penalty == "deprecated":
-        has_l1 = l1_ratio is not None and not np.isnan(l1_ratio) and l1_ratio > 0
-    else:
-        has_l1 = penalty in ("l1", "elasticnet")
-        if penalty is None:
-            C = np.inf
-    if has_l1:
+    if penalty == "l1":
+        l1_ratio = 1.0
+    elif penalty == "l2":
+        l1_ratio = 0.0
+    elif penalty is None:
+        C = np.inf
+    if np.isinf(C):
+        l1_ratio = 0.0
+    return C, l1_ratio
+
+
+def _read_penalty(estimator):
+    """Return ``C`` (``inf`` for no penalty) after refusing any L1 part."""
+    C, l1_ratio = penalty_parts(estimator)
+    penalty = getattr(estimator, "penalty", "deprecated")
+    if l1_ratio > 0:
         raise ValueError(
             f"{type(estimator).__name__} with an L1 part in its penalty "
             f"(penalty={penalty!r}, l1_ratio={l1_ratio!r}) has a non-smooth "
@@ -175,7 +186,12 @@ class MultinomialLogisticFamily(_LogisticBase):
 
 
 def logistic_family(estimator, **kwargs):
-    """Pick the binary or the multinomial family for a fitted logistic model."""
+    """Pick the binary or the multinomial family for a fitted logistic model
+    (L1 and elastic-net penalties: their active-set families)."""
+    if penalty_parts(estimator)[1] > 0:
+        from .logistic_l1 import l1_logistic_family  # they build on the families here
+
+        return l1_logistic_family(estimator, **kwargs)
     if len(estimator.classes_) == 2:
         return BinaryLogisticFamily.from_estimator(estimator, **kwargs)
     return MultinomialLogisticFamily.from_estimator(estimator, **kwargs)

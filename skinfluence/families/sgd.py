@@ -154,7 +154,7 @@ class _SGDMixin:
         share = np.full(problem.n_samples, 1.0 / problem.n_samples)
         return (problem.penalty * problem.theta)[:, None], -share[:, None]
 
-    def row_weights_without(self, y, sample_weight, rows):
+    def removal_weights(self, y, sample_weight, rows):
         # a refit divides by n - 1 and recounts balanced class weights
         keep = np.ones(len(y), dtype=bool)
         keep[rows] = False
@@ -205,7 +205,10 @@ class SGDClassifierFamily(_SGDMixin, ClassificationFamily):
     """An SGDClassifier's objective, one-vs-rest for three or more classes."""
 
     supported = (SGDClassifier,)
-    balanced_by_sample_weight = False
+
+    def balance_counts(self, sample_weight):
+        """SGD counts rows for ``class_weight="balanced"``, not sample weights."""
+        return np.ones(len(sample_weight))
 
     def __init__(self, coef, intercept, classes, *, loss="hinge", alpha=1e-4,
                  epsilon=0.1, smoothing=0.03, fit_intercept=True, class_weight=None):

@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import (
-    Lasso,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    QuantileRegressor,
     Ridge,
     RidgeCV,
 )
@@ -543,9 +543,9 @@ SUPPORTED = ["LinearRegression", "Ridge", "RidgeCV", "LogisticRegression",
 
 
 @pytest.mark.parametrize("estimator, kind", [
-    (Lasso(alpha=0.1), "reg"),
+    (QuantileRegressor(alpha=0.1), "reg"),
     (SVC(kernel="linear"), "bin"),
-], ids=["Lasso", "SVC"])
+], ids=["QuantileRegressor", "SVC"])
 def test_unsupported_estimator_raises_type_error_naming_supported(estimator, kind):
     X, y = _data(kind)
     estimator.fit(X, y)
@@ -559,24 +559,32 @@ def test_unsupported_estimator_raises_type_error_naming_supported(estimator, kin
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:Inconsistent values:UserWarning")  # penalty wins
 @pytest.mark.parametrize("estimator, kind, match", [
-    (LogisticRegression(l1_ratio=1, solver="saga"), "bin", "L1"),
-    (LogisticRegression(l1_ratio=0.5, solver="saga"), "multi", "L1"),
-    (LogisticRegression(penalty="l1", solver="liblinear"), "bin", "L1"),
-    (LogisticRegression(penalty="elasticnet", l1_ratio=0.5, solver="saga"), "bin", "L1"),
     (LinearSVC(penalty="l1", dual=False), "bin", "penalty='l1'"),
     (LinearSVC(multi_class="crammer_singer"), "multi", "crammer_singer"),
-    (Ridge(alpha=1.0), "multi-output", "single-output"),
-], ids=["logit-l1", "logit-enet", "logit-penalty-l1", "logit-penalty-enet",
-        "svc-l1", "svc-crammer-singer", "ridge-multi-output"])
+], ids=["svc-l1", "svc-crammer-singer"])
 def test_non_smooth_or_unsupported_options_raise_value_error(estimator, kind, match):
-    if kind == "multi-output":
-        X, y = _regression()
-        y = np.column_stack([y, 2 * y + 1])
-    else:
-        X, y = _data(kind)
+    X, y = _data(kind)
     estimator.fit(X, y)
     with pytest.raises(ValueError, match=match):
         family_for(estimator)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # deprecated `penalty`
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator, kind", [
+    (LogisticRegression(l1_ratio=1, solver="saga"), "bin"),
+    (LogisticRegression(l1_ratio=0.5, solver="saga"), "multi"),
+    (LogisticRegression(penalty="l1", solver="liblinear"), "bin"),
+    (LogisticRegression(penalty="elasticnet", l1_ratio=0.5, solver="saga"), "bin"),
+], ids=["logit-l1", "logit-enet", "logit-penalty-l1", "logit-penalty-enet"])
+def test_l1_logistic_goes_to_the_active_set_families_and_l2_ones_refuse_it(
+        estimator, kind):
+    X, y = _data(kind)
+    estimator.fit(X, y)
+    assert family_for(estimator).exact_engine == "active_set"
+    single = BinaryLogisticFamily if kind == "bin" else MultinomialLogisticFamily
+    with pytest.raises(ValueError, match="L1"):
+        single.from_estimator(estimator)
 
 
 def test_family_for_dispatch():
