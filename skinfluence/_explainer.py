@@ -325,6 +325,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=3,
             )
+        exact = self.influence_.exact_solution
+        if exact is not None and exact.warning is not None:
+            # a support-vector model far from the exact optimum of its objective
+            warnings.warn(exact.warning, UserWarning, stacklevel=3)
         return self
 
     # ------------------------------------------------------ fitted parts
@@ -387,7 +391,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``Delta_i = H^{-1} g_i / (1 - h_ii)``, a K x K solve for
             multinomial) and evaluates the test loss at the moved parameters
             instead of linearising it; for squared loss it is exact
-            leave-one-out.
+            leave-one-out. For ``LinearSVC(loss="hinge")`` both are estimates
+            on the smoothed hinge ("newton" with the test loss linearised) and
+            only approximate the hinge's leave-one-out; the columns of rows
+            that are not support vectors are exactly 0, as in the exact
+            answer. When accuracy matters use ``loo(method="exact")``: the
+            exact hinge leave-one-out, at about the cost of a few solves per
+            support vector (``benchmarks/hinge_path.py``).
         chunk_size : int, default=None
             Test rows processed together. By default as many as keep the
             temporaries within scikit-learn's ``working_memory`` (see
@@ -486,9 +496,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             true hinge. "newton" finds each leave-one-out optimum of the
             family's closed-form objective by Newton steps from the polished
             full optimum, to a relative gradient norm of 1e-10 (one step,
-            Sherman-Morrison, for squared loss; for the hinge, the optimum of the
-            smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss, Newton for the smooth losses.
+            Sherman-Morrison, for squared loss); the hinge refuses it (its
+            smoothed objective's leave-one-out is not the hinge's). "exact" runs
+            the family's exact engine: the closed form for squared loss, Newton
+            for the smooth losses, and for ``LinearSVC(loss="hinge")`` the
+            decremental path (:func:`skinfluence.exact.hinge_path_loo`): from
+            the exact optimum and its dual, recovered and certified from the
+            fitted coefficients, each support vector's multiplier is driven to
+            0 along the piecewise-linear solution path; the columns of the other
+            rows are exactly 0. Every end point is checked by its KKT
+            conditions; rows that cannot be certified are named in a warning.
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None

@@ -69,6 +69,9 @@ class FittedInfluence:
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
+        # support-vector families: the exact optimum of the true loss and its dual
+        self.exact_solution = (family.exact_solution(X, y, sample_weight)
+                               if hasattr(family, "exact_solution") else None)
         if smoothing_resolve and family.smoothed:
             theta, _ = newton_minimize(family, X, y, sample_weight)
             family = family.with_theta(theta)
@@ -88,6 +91,11 @@ class FittedInfluence:
             self.removal_residuals = problem.residuals * row_scale
             vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
             self.class_shift = (vectors.T, delta)
+        if self.exact_solution is not None and family.smoothed:
+            # removing a row whose multiplier is 0 leaves the exact optimum
+            # unchanged: its own gradient term is exactly 0, not the smoothed one
+            self.removal_residuals = np.where(self.exact_solution.support,
+                                              self.removal_residuals, 0.0)
         self.family = family
         self.problem = problem
         self.estimator = estimator
@@ -95,6 +103,12 @@ class FittedInfluence:
         self._leverage_blocks = None
         self._self_influence = None
         self._X_train32 = None
+
+    @property
+    def support(self):
+        """``(n_samples, n_outputs)``: rows whose exact dual multiplier is not 0
+        (support-vector families), or None."""
+        return None if self.exact_solution is None else self.exact_solution.support
 
     @property
     def n_samples(self):
@@ -177,9 +191,11 @@ class FittedInfluence:
                 for start in range(0, n_test, chunk_size)]
 
     # ------------------------------------------------------------ explain
-    def first_order_blocks(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None):
+    def first_order_blocks(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None,
+                           residuals=None):
         """Yield ``(rows, block)`` of first-order influence, chunk by chunk
-        (written into ``out[rows]`` when ``out`` is given)."""
+        (written into ``out[rows]`` when ``out`` is given); ``residuals``
+        replaces the removal residuals (the linearised Newton step)."""
         problem = self.problem
         X_train = self.training_matrix(dtype)
         n_train, K = problem.n_samples, self.family.n_outputs
@@ -189,7 +205,9 @@ class FittedInfluence:
         per_row += 8 * 8 * problem.n_parameters
         for rows in self.chunks(X.shape[0], per_row, chunk_size):
             yield rows, first_order_block(
-                problem, self.solver, self.removal_residuals, self.class_shift,
+                problem, self.solver,
+                self.removal_residuals if residuals is None else residuals,
+                self.class_shift,
                 X[rows], Q[rows], X_train=X_train,
                 out=None if out is None else out[rows])
 
@@ -197,16 +215,23 @@ class FittedInfluence:
                 dtype=np.float64):
         """Influence of every training row on every row of prepared ``X``.
 
-        ``method`` is "first_order" or "newton" (validated by the caller).
+        ``method`` is "first_order" or "newton" (validated by the caller). For
+        a smoothed loss (the hinge) "newton" is the leverage-corrected step
+        ``H^-1 g_i / (1 - h_ii)`` with the test loss linearised: the true
+        hinge has no curvature to evaluate it at the moved parameters.
         """
         family, problem = self.family, self.problem
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
-        if method == "first_order":
+        if method == "first_order" or family.smoothed:
+            residuals = None
+            if method == "newton":
+                residuals = newton_rho(problem.curvature, self.removal_residuals,
+                                       self.leverage())
             Q = self.test_gradient(Y, Z)
             influence = np.empty((n_test, n_train), dtype=dtype)
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
-                                             out=influence):
+                                             out=influence, residuals=residuals):
                 pass
             return influence
 
@@ -264,6 +289,11 @@ class FittedInfluence:
         removed: by refits of the estimator ("refit"), by Newton on the
         family ("newton") or by the family's exact engine ("exact")."""
         problem = self.problem
+        if method == "newton" and self.family.smoothed:
+            raise ValueError(
+                "method='newton' minimises the smoothed objective, whose leave-one-out "
+                "is not the hinge's; use method='exact' (the exact decremental path) "
+                "or method='refit'.")
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
         if method == "refit":

@@ -2,9 +2,11 @@
 
 Refits of estimator clones (:mod:`.refit`) work for every model; Newton's
 method on the family's own objective (:mod:`.newton`) is exact in closed form
-for squared loss and converges in a few steps for the other smooth losses.
+for squared loss and converges in a few steps for the other smooth losses; the
+decremental path (:mod:`.hinge_path`) is exact for the hinge.
 """
 
+from .hinge_path import hinge_path_loo
 from .newton import newton_block, newton_loo, newton_minimize
 from .refit import loo_refit, refit_loo, tight_clone
 
@@ -13,6 +15,7 @@ from .refit import loo_refit, refit_loo, tight_clone
 #: and the keywords ``n_jobs`` and ``verbose``
 ENGINES = {
     "newton": newton_loo,
+    "hinge_path": hinge_path_loo,
 }
 
 
@@ -20,7 +23,8 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
               n_jobs=None, verbose=0):
     """The family's exact leave-one-out engine (``loo(method="exact")``).
 
-    Closed form for squared loss, Newton's method for the smooth losses.
+    Closed form for squared loss, Newton's method for the smooth losses, the
+    decremental path for the hinge.
     Families without an exact engine raise a ``ValueError`` that names the
     alternative.
     """
@@ -36,6 +40,7 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 __all__ = [
     "ENGINES",
     "exact_loo",
+    "hinge_path_loo",
     "loo_refit",
     "newton_block",
     "newton_loo",
