@@ -651,7 +651,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             O(n K^2) from the cached leverage blocks (exact for squared loss:
             the PRESS residuals). "exact": every leave-one-out optimum by the
             Newton engine of ``loo(method="newton")`` (relative gradient norm
-            1e-10), each row's loss evaluated at its own optimum only.
+            1e-10; for the hinge the decremental path of
+            ``loo(method="exact")``), each row's loss evaluated at its own
+            optimum only.
         n_jobs : int, default=None
             joblib workers for "exact".
 

@@ -6,7 +6,7 @@ for squared loss and converges in a few steps for the other smooth losses; the
 decremental path (:mod:`.hinge_path`) is exact for the hinge.
 """
 
-from .hinge_path import hinge_path_loo
+from .hinge_path import hinge_path_loo, hinge_path_self_loss
 from .newton import newton_block, newton_loo, newton_minimize
 from .refit import loo_refit, refit_loo, tight_clone
 
@@ -41,6 +41,7 @@ __all__ = [
     "ENGINES",
     "exact_loo",
     "hinge_path_loo",
+    "hinge_path_self_loss",
     "loo_refit",
     "newton_block",
     "newton_loo",

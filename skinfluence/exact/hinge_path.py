@@ -51,7 +51,7 @@ from ..families._svm_dual import (
     solve_box,
 )
 
-__all__ = ["hinge_path_loo", "removal_path"]
+__all__ = ["hinge_path_loo", "hinge_path_self_loss", "removal_path"]
 
 #: rows per joblib task; fixed, so the arithmetic is the same for any n_jobs
 _BLOCK = 64
@@ -320,3 +320,47 @@ def hinge_path_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
             f"violation {worst:.2g}); their columns may be inexact.",
             ConvergenceWarning, stacklevel=3)
     return values.T - base[:, None]
+
+
+def _self_block(family, solution, X, y, sample_weight, rows):
+    """Each row's own test quantity at its leave-one-out optimum, and infos."""
+    with threadpool_limits(1):
+        removed = [_removal(family, solution, y, sample_weight, row) for row in rows]
+        Y = family.encode_target(y[rows])
+        Z = np.vstack([family.decision(X[[row]], theta) for row, (theta, _) in
+                       zip(rows, removed)])
+        values = family.loss(Y, Z)
+    return values, [info for _, info in removed]
+
+
+def hinge_path_self_loss(family, X, y, sample_weight=None, *, n_jobs=None):
+    """``L(z_i; theta_{-i}) - L(z_i; theta)`` for every training row, exactly.
+
+    The diagonal of :func:`hinge_path_loo` on the training rows, without the
+    ``n x n`` matrix: one decremental path per support vector, 0 for the
+    other rows (without ``class_weight="balanced"``).
+    """
+    sample_weight = (np.ones(X.shape[0]) if sample_weight is None
+                     else np.asarray(sample_weight, dtype=float))
+    solution = family.exact_solution(X, y, sample_weight)
+    n = X.shape[0]
+    moves = np.ones(n, dtype=bool) if family.removal_moves_others else \
+        solution.support.any(axis=1)
+    active = np.flatnonzero(moves)
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(_self_block)(family, solution, X, y, sample_weight,
+                             active[start:start + _BLOCK])
+        for start in range(0, len(active), _BLOCK))
+    out = np.zeros(n)
+    if parts:
+        base = family.loss(family.encode_target(y[active]),
+                           family.decision(X[active], solution.theta))
+        out[active] = np.concatenate([values for values, _ in parts]) - base
+    failed = [int(r) for r, info in zip(active, (i for _, b in parts for i in b))
+              if not info.certified]
+    if failed:
+        warnings.warn(
+            f"The exact leave-one-out optimum could not be certified for "
+            f"{len(failed)} training row(s): {failed[:20]}; their values may be "
+            "inexact.", ConvergenceWarning, stacklevel=3)
+    return out

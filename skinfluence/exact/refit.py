@@ -5,15 +5,18 @@ one task per batch of removals, each worker's BLAS and OpenMP pools limited to
 one thread, so the numbers are the same for any ``n_jobs`` or backend.
 """
 
+import warnings
+
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     LogisticRegression,
     LogisticRegressionCV,
     Ridge,
     RidgeCV,
 )
-from sklearn.svm import LinearSVC
+from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
@@ -33,10 +36,13 @@ def tight_clone(estimator):
       ``tol=1e-10``, ``max_iter=1000``, ``warm_start=True`` (every solver but
       liblinear minimises the same objective; Newton reaches it reliably).
       LogisticRegressionCV becomes the LogisticRegression of its chosen ``C_``.
-    * LogisticRegression with liblinear and LinearSVC: ``tol=1e-10``,
-      ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
-      primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
-      hinge (dual coordinate descent).
+    * LogisticRegression with liblinear, LinearSVC and LinearSVR:
+      ``tol=1e-10``, ``max_iter=100_000``. LinearSVC with
+      ``loss="squared_hinge"`` (LinearSVR with
+      ``loss="squared_epsilon_insensitive"``) uses the primal Newton solver
+      (``dual=False``); ``loss="hinge"`` (``"epsilon_insensitive"``) keeps the
+      true loss (dual coordinate descent, which shuffles the rows: a
+      ``random_state`` of None becomes 0, so refits are reproducible).
     * LinearRegression, Ridge: unchanged (direct solvers are exact); a fitted
       RidgeCV becomes a Ridge with its chosen ``alpha_``.
     """
@@ -56,9 +62,11 @@ def tight_clone(estimator):
         else:
             est.set_params(solver="newton-cholesky", tol=1e-10, max_iter=1000,
                            warm_start=True)
-    elif isinstance(est, LinearSVC):
+    elif isinstance(est, (LinearSVC, LinearSVR)):
         est.set_params(tol=1e-10, max_iter=100_000)
-        if est.loss == "squared_hinge":
+        if est.random_state is None:
+            est.set_params(random_state=0)
+        if est.loss in ("squared_hinge", "squared_epsilon_insensitive"):
             est.set_params(dual=False)
     return est
 
@@ -72,9 +80,36 @@ def _batches(rows, n_jobs):
 
 
 # ------------------------------------------------------------------- refits
+def _checked_fit(estimator, X, y, sample_weight):
+    """Fit ``estimator``; return its family and whether the fit is certified.
+
+    liblinear's support-vector solvers can stall short of the optimum (on
+    collinear data even at ``tol=1e-10``), so a LinearSVC or LinearSVR refit
+    is polished to the exact optimum of its objective and kept only when its
+    KKT conditions and duality gap certify it (``family.exact_solution``).
+    Other estimators are returned as fitted.
+    """
+    fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    if not isinstance(estimator, (LinearSVC, LinearSVR)):
+        estimator.fit(X, y, **fit_params)
+        return family_for(estimator), True  # the test loss is the true loss
+    with warnings.catch_warnings():
+        # a stall is caught by the certificate below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y, **fit_params)
+    family = family_for(estimator)
+    solution = family.exact_solution(X, y, sample_weight)
+    return family.with_theta(solution.theta), solution.certified
+
+
 def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm):
-    """Refit without each entry of ``removals`` (a row or an array of rows)."""
+    """Refit without each entry of ``removals`` (a row or an array of rows).
+
+    Returns the test quantities (len(removals), n_test) and whether each refit
+    is certified (see :func:`_checked_fit`).
+    """
     out = np.empty((len(removals), X_test.shape[0]))
+    certified = np.ones(len(removals), dtype=bool)
     with threadpool_limits(1):
         for position, removed in enumerate(removals):
             keep = np.ones(X.shape[0], dtype=bool)
@@ -82,12 +117,10 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm)
             est = clone(estimator)
             if warm is not None:
                 est.coef_, est.intercept_ = warm[0].copy(), warm[1].copy()
-            fit_params = {} if sample_weight is None else {
-                "sample_weight": sample_weight[keep]}
-            est.fit(X[keep], y[keep], **fit_params)
-            family = family_for(est)  # the test loss is the true (unsmoothed) loss
+            family, certified[position] = _checked_fit(
+                est, X[keep], y[keep], None if sample_weight is None else sample_weight[keep])
             out[position] = family.test_quantity(X_test, y_test)
-    return out
+    return out, certified
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
@@ -101,10 +134,10 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     array of rows removed together (a group). Returns (n_test, len(rows)).
     """
     est = tight_clone(estimator)
+    full = clone(est)
     with threadpool_limits(1):
-        full = clone(est).fit(X, y, **({} if sample_weight is None else
-                                       {"sample_weight": sample_weight}))
-    base = family_for(full).test_quantity(X_test, y_test)
+        family, full_certified = _checked_fit(full, X, y, sample_weight)
+    base = family.test_quantity(X_test, y_test)
     warm = (full.coef_, full.intercept_) if getattr(est, "warm_start", False) else None
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
@@ -113,7 +146,18 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
                               X_test, y_test, warm)
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
-    return np.vstack(parts).T - base[:, None]
+    certified = np.concatenate([ok for _, ok in parts])
+    if not (full_certified and certified.all()):
+        failed = [removals[i].tolist() if removals[i].size > 1 else int(removals[i][0])
+                  for i in np.flatnonzero(~certified)]
+        warnings.warn(
+            f"{type(estimator).__name__} refits did not converge to a certified "
+            f"optimum {'on all rows (the baseline) and ' if not full_certified else ''}"
+            f"without {len(failed)} of the removed rows: {failed[:20]}"
+            f"{' ...' if len(failed) > 20 else ''}. Their leave-one-out values may be "
+            "wrong; for LinearSVC(loss='hinge') use method='exact'.",
+            ConvergenceWarning, stacklevel=3)
+    return np.vstack([out for out, _ in parts]).T - base[:, None]
 
 
 def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,

@@ -10,10 +10,11 @@ from sklearn.linear_model import (
     Ridge,
     RidgeCV,
 )
-from sklearn.svm import LinearSVC
+from sklearn.svm import LinearSVC, LinearSVR
 
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .linear_svc import LinearSVCFamily
+from .linear_svr import LinearSVRFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .squared import SquaredLossFamily
 
@@ -24,6 +25,7 @@ __all__ = [
     "BinaryLogisticFamily",
     "MultinomialLogisticFamily",
     "LinearSVCFamily",
+    "LinearSVRFamily",
     "family_for",
     "SUPPORTED_ESTIMATORS",
     "safe_dot",
@@ -36,6 +38,7 @@ _REGISTRY = {
     LogisticRegression: logistic_family,
     LogisticRegressionCV: logistic_family,
     LinearSVC: LinearSVCFamily.from_estimator,
+    LinearSVR: LinearSVRFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)

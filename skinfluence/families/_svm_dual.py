@@ -215,7 +215,12 @@ def solve_box_qp(problem, alpha, *, state=None, max_iter=None):
     """
     rows, target, lower, upper = problem.rows, problem.target, problem.lower, problem.upper
     alpha = np.clip(np.asarray(alpha, dtype=float), lower, upper)
-    state = _states(alpha, lower, upper) if state is None else state.copy()
+    if state is None:
+        state = _states(alpha, lower, upper)
+    else:  # a row not at the bound its state names is free
+        state = state.copy()
+        state[((state == AT_LOWER) & (alpha > lower))
+              | ((state == AT_UPPER) & (alpha < upper))] = FREE
     state[lower >= upper] = FIXED
     max_iter = 20 * rows.n_rows + 100 if max_iter is None else max_iter
     converged = False
