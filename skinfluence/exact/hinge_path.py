@@ -19,9 +19,10 @@ follows its bound, so with ``q' = sum_{bound} (dl or du)_j z_j``,
 rank-deficient margin set is fine). A piece ends at the first event: a free
 row's multiplier reaches a bound (it leaves ``F``), a bound row reaches its
 margin (it joins ``F``), or ``s = 1``. The row that just changed state may not
-trigger the next event (no zero-length cycling). Each piece costs one SVD of
-the ``|F| x q`` free rows (``|F| <= q``, the number of columns, apart from
-degenerate ties) and one product with ``X``.
+change back at the next event (no zero-length cycling). Each piece costs one
+pivoted QR of the ``|F| x q`` free rows (``|F| <= q``, the number of columns,
+apart from degenerate ties) and one product with the bound rows near their
+margin.
 
 A sample whose multipliers are 0 in every problem (not a support vector) and
 whose removal moves no other box leaves the optimum exactly unchanged: its
@@ -36,10 +37,9 @@ import warnings
 import numpy as np
 from scipy.linalg import lapack
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
-
-from sklearn.utils import Bunch
 
 from ..families._svm_dual import (
     AT_LOWER,
@@ -61,9 +61,9 @@ def removal_path(problem, start, new_lower, new_upper, *, max_pieces=None):
     """Follow the exact optimum while the boxes move to ``[new_lower, new_upper]``.
 
     Only bound rows near their margin are watched: a row whose slack exceeds
-    ``||z_j|| r`` keeps its sign while ``theta`` travels a distance ``r``; the
-    watched set is rebuilt (with ``r`` doubled) when the path has travelled
-    that far.
+    ``||z_j|| r`` keeps its sign while ``theta`` travels a distance ``r``, so
+    the watched set covers at least the rest of the path at the current speed
+    and is rebuilt (with ``r`` four times larger) when it might not.
 
     Parameters
     ----------
@@ -84,98 +84,227 @@ def removal_path(problem, start, new_lower, new_upper, *, max_pieces=None):
     """
     rows, target = problem.rows, problem.target
     alpha, state, theta = start.alpha.copy(), start.state.copy(), start.theta.copy()
-    lower, upper = problem.lower.copy(), problem.upper.copy()
+    lower, upper = problem.lower, problem.upper
     d_lower, d_upper = new_lower - lower, new_upper - upper
     moving = np.flatnonzero((d_lower != 0) | (d_upper != 0))
     Z_moving = rows.dense(moving) if moving.size < 64 else None
-    free = np.flatnonzero(state == FREE)
-    Z_free = rows.dense(free)
-    # the free multipliers' room to their bounds and its rate of change: the
-    # first half of ``room`` is to the lower bound, the second to the upper
+    free = _FreeRows(rows, np.flatnonzero(state == FREE), alpha, lower, upper,
+                     d_lower, d_upper)
     max_pieces = 10 * rows.n_rows + 100 if max_pieces is None else max_pieces
-    s, barred, came_from, complete, n_pieces = 0.0, -1, FIXED, False, 0
-    radius, travelled = 0.0, np.inf
+    s, barred, came_from, skip, complete, n_pieces = 0.0, -1, FIXED, -1, False, 0
+    radius, travelled, q_dot = 0.0, np.inf, None
+    # beyond this distance every bound row is watched
+    reach = float(np.abs(target).max(initial=1.0) / max(rows.row_norms.min(initial=1.0),
+                                                        1e-300) + np.linalg.norm(theta))
     while n_pieces < max_pieces:
-        # rates of the multipliers held at a moving bound, and what they push
-        moving_state = state[moving]
-        rate = np.where(moving_state == AT_LOWER, d_lower[moving],
-                        np.where(moving_state == AT_UPPER, d_upper[moving], 0.0))
-        if Z_moving is not None:
-            q_dot = rate @ Z_moving
-        else:
-            coefficients = np.zeros(rows.n_rows)
-            coefficients[moving] = rate
-            q_dot = rows.combine(coefficients)
-        alpha_dot, theta_dot = _free_response(Z_free, q_dot)
+        if q_dot is None:
+            # the multipliers held at a moving bound, and what they push
+            moving_state = state[moving]
+            rate = np.where(moving_state == AT_LOWER, d_lower[moving],
+                            np.where(moving_state == AT_UPPER, d_upper[moving], 0.0))
+            if Z_moving is not None:
+                q_dot = rate @ Z_moving
+            else:
+                coefficients = np.zeros(rows.n_rows)
+                coefficients[moving] = rate
+                q_dot = rows.combine(coefficients)
+        alpha_dot, theta_dot = free.response(q_dot)
         speed = float(np.sqrt(theta_dot @ theta_dot))
 
-        # the first event: a free multiplier meets its (moving) bound ...
-        t, event, to_state = 1.0 - s, -1, FREE
-        if free.size:
-            room = np.concatenate([alpha[free] - lower[free], upper[free] - alpha[free]])
-            closing = np.concatenate([d_lower[free] - alpha_dot, alpha_dot - d_upper[free]])
-            # a row that just left a bound may not return to it at once
-            skip = -1
-            if came_from in (AT_LOWER, AT_UPPER):
-                skip = int(np.flatnonzero(free == barred)[0]) + (
-                    free.size if came_from == AT_UPPER else 0)
-            k, time = _first(room, closing, skip)
-            if time < t:
-                t, event = time, free[k % free.size]
-                to_state = AT_LOWER if k < free.size else AT_UPPER
-        # ... or a watched bound row reaches its margin
-        if travelled + t * speed > radius:
-            # the step may reach rows not watched: watch more, from here
-            radius, travelled = max(2.0 * radius, t * speed), 0.0
+        # the watched rows must cover the longest step this piece can take
+        if travelled + (1.0 - s) * speed > radius:
+            radius, travelled = max(4.0 * radius, 2.0 * (1.0 - s) * speed), 0.0
+            if radius > 0.25 * reach:  # as good as watching every bound row
+                radius = np.inf
             slack_all = target - rows.margins(theta)
             watched = np.flatnonzero(((state == AT_LOWER) | (state == AT_UPPER))
                                      & (np.abs(slack_all) <= rows.row_norms * radius))
-            Z_watched, slack = rows.dense(watched), slack_all[watched]
-            # the slack of a row at its upper bound may not fall below 0, at
-            # its lower bound not rise above 0: ``side * slack`` stays >= 0
-            side = np.where(state[watched] == AT_UPPER, 1.0, -1.0)
+            watch = _Watched(rows.dense(watched), watched, slack_all[watched],
+                             state[watched])
+            if came_from == FREE:  # the barred row moved in the new watch
+                skip = watch.position(barred)
+                skip = skip + 2 * free.n if skip >= 0 else -1
         n_pieces += 1
-        margin_dot = Z_watched @ theta_dot
-        # a row that just left the free set may not rejoin it at once
-        hit = np.flatnonzero(watched == barred) if came_from == FREE else ()
-        skip = int(hit[0]) if len(hit) else -1
-        k, time = _first(side * slack, side * margin_dot, skip)
+        closing_w = watch.Z[: watch.n] @ theta_dot
+        # the first event: a free multiplier meets its (moving) bound, or a
+        # watched bound row its margin; a row that just changed state may not
+        # change back at once
+        room_f, closing_f = free.room(s, alpha_dot)
+        room = np.concatenate([room_f.ravel(), watch.room[: watch.n]])
+        closing = np.concatenate([closing_f.ravel(), closing_w])
+        k, time = _first(room, closing, skip)
+        t, event, to_state = 1.0 - s, -1, FREE
         if time < t:
-            t, event, to_state = time, watched[k], FREE
+            t = time
+            if k < 2 * free.n:
+                side, j = divmod(k, free.n)
+                event, to_state = free.index[j], AT_LOWER if side == 0 else AT_UPPER
+            else:
+                k -= 2 * free.n
+                event, to_state = watch.index[k], FREE
 
         # move to it
         s += t
-        alpha[free] += t * alpha_dot
-        alpha[moving] += t * rate
-        lower[moving] += t * d_lower[moving]
-        upper[moving] += t * d_upper[moving]
+        free.alpha[: free.n] += t * alpha_dot
         theta += t * theta_dot
-        slack -= t * margin_dot
+        watch.room[: watch.n] -= t * closing_w
         travelled += t * speed
         if event < 0:
             complete = True
             break
+        came_from = state[event]
+        # it may not change back at once: ``skip`` is its way back
         if to_state == FREE:
-            free = np.append(free, event)
-            Z_free = np.vstack([Z_free, Z_watched[k]])
-            side[k] = 0.0  # no longer a bound row
+            # its multiplier: its bound at s
+            value = (lower[event] + s * d_lower[event] if came_from == AT_LOWER
+                     else upper[event] + s * d_upper[event])
+            free.add(event, watch.release(k), value)
+            skip = free.n - 1 + (free.n if came_from == AT_UPPER else 0)
         else:
-            alpha[event] = lower[event] if to_state == AT_LOWER else upper[event]
-            keep = free != event
-            z = Z_free[~keep]
-            free, Z_free = free[keep], Z_free[keep]
-            # it sits on its margin: watch it
-            watched = np.append(watched, event)
-            Z_watched = np.vstack([Z_watched, z])
-            slack = np.append(slack, 0.0)
-            side = np.append(side, 1.0 if to_state == AT_UPPER else -1.0)
-        barred, came_from = event, state[event]
+            z = free.remove(event)
+            alpha[event] = (lower[event] + s * d_lower[event] if to_state == AT_LOWER
+                            else upper[event] + s * d_upper[event])
+            watch.add(event, z, to_state)  # it sits on its margin
+            skip = 2 * free.n + watch.n - 1
+        if d_lower[event] != 0 or d_upper[event] != 0:
+            q_dot = None  # a moving row changed state
+        barred = event
         state[event] = to_state
-    # the end point: exactly inside the new boxes, rows of zero width fixed
+    # the end point: free multipliers as followed, moving bound rows at their
+    # new bounds, everything exactly inside the new boxes
+    alpha[free.index[: free.n]] = free.alpha[: free.n]
+    at_moving = moving[state[moving] == AT_LOWER]
+    alpha[at_moving] = new_lower[at_moving]
+    at_moving = moving[state[moving] == AT_UPPER]
+    alpha[at_moving] = new_upper[at_moving]
     alpha = np.clip(alpha, new_lower, new_upper)
     state[new_lower >= new_upper] = FIXED
     return Bunch(alpha=alpha, state=state, theta=rows.combine(alpha), n_pieces=n_pieces,
                  complete=complete)
+
+
+class _FreeRows:
+    """The free rows of a path: their rows of ``Z``, multipliers and bounds.
+
+    Kept in preallocated arrays (a removed row is replaced by the last one),
+    so a piece touches no ``n``-sized array.
+    """
+
+    def __init__(self, rows, index, alpha, lower, upper, d_lower, d_upper):
+        capacity = max(2 * rows.n_columns, index.size + 8)
+        self.n = index.size
+        self.index = np.empty(capacity, dtype=np.intp)
+        self.Z = np.empty((capacity, rows.n_columns))
+        self.alpha = np.empty(capacity)
+        # rows 0 and 1: the lower and the upper bound at s = 0, and their rates
+        self.bound = np.empty((2, capacity))
+        self.d_bound = np.empty((2, capacity))
+        self._all = (lower, upper, d_lower, d_upper)
+        self.index[: self.n] = index
+        self.Z[: self.n] = rows.dense(index)
+        self.alpha[: self.n] = alpha[index]
+        self.bound[:, : self.n] = lower[index], upper[index]
+        self.d_bound[:, : self.n] = d_lower[index], d_upper[index]
+
+    def response(self, q_dot):
+        """``(alpha_F', theta')`` when the bounds push ``q_dot``.
+
+        ``theta' = (I - P_F) q'`` and ``Z_F^T alpha_F' = -P_F q'`` with
+        ``P_F`` the projection on the span of the free rows, from a pivoted QR
+        of ``Z_F^T`` (LAPACK directly: this runs once per piece). Rows beyond
+        the rank keep a rate of 0.
+        """
+        alpha_dot = np.zeros(self.n)
+        if self.n == 0:
+            return alpha_dot, q_dot
+        qr, pivots, tau, _, _ = lapack.dgeqp3(self.Z[: self.n].T)
+        diagonal = np.abs(qr.diagonal())
+        rank = int(np.count_nonzero(diagonal > RANK_RTOL * diagonal[0])) \
+            if diagonal[0] > 0 else 0
+        if rank == 0:
+            return alpha_dot, q_dot
+        qr = qr[:, : tau.size]
+        c = lapack.dormqr("L", "T", qr, tau, q_dot[:, None], 1)[0][:, 0]
+        alpha_dot[pivots[:rank] - 1] = -lapack.dtrtrs(qr[:rank, :rank], c[:rank])[0]
+        c[:rank] = 0.0
+        return alpha_dot, lapack.dormqr("L", "N", qr, tau, c[:, None], 1)[0][:, 0]
+
+    def room(self, s, alpha_dot):
+        """Room to each bound (``2 x n``: lower, upper) and its closing rate."""
+        n = self.n
+        gap = self.bound[:, :n] + s * self.d_bound[:, :n] - self.alpha[:n]
+        rate = alpha_dot - self.d_bound[:, :n]
+        return gap * _SIDES, rate * _SIDES
+
+    def add(self, row, z, value):
+        if self.n == self.index.size:  # grow (more free rows than columns)
+            self.index = np.resize(self.index, 2 * self.n)
+            self.Z = np.resize(self.Z, (2 * self.n, self.Z.shape[1]))
+            self.alpha = np.resize(self.alpha, 2 * self.n)
+            self.bound = np.hstack([self.bound, self.bound])
+            self.d_bound = np.hstack([self.d_bound, self.d_bound])
+        lower, upper, d_lower, d_upper = self._all
+        n = self.n
+        self.index[n], self.Z[n], self.alpha[n] = row, z, value
+        self.bound[:, n] = lower[row], upper[row]
+        self.d_bound[:, n] = d_lower[row], d_upper[row]
+        self.n += 1
+
+    def remove(self, row):
+        """Drop ``row``; returns its row of ``Z``."""
+        j = int(np.flatnonzero(self.index[: self.n] == row)[0])
+        z = self.Z[j].copy()
+        last = self.n - 1
+        for array in (self.index, self.Z, self.alpha):
+            array[j] = array[last]
+        self.bound[:, j], self.d_bound[:, j] = self.bound[:, last], self.d_bound[:, last]
+        self.n = last
+        return z
+
+
+class _Watched:
+    """Bound rows near their margin, each row of ``Z`` signed by its side.
+
+    ``side`` is ``+1`` at the upper bound (the slack ``a - z.theta`` may not
+    fall below 0) and ``-1`` at the lower one (it may not rise above 0), so
+    ``room = side * slack >= 0`` and it closes at the rate ``(side z).theta'``.
+    A row that turns free gets side 0: it never closes again.
+    """
+
+    def __init__(self, Z, index, slack, state):
+        capacity = index.size + 64
+        side = np.where(state == AT_UPPER, 1.0, -1.0)
+        self.n = index.size
+        self.Z = np.empty((capacity, Z.shape[1]))
+        self.Z[: self.n] = side[:, None] * Z
+        self.index = np.resize(index, capacity)
+        self.room = np.resize(side * slack, capacity)
+        self.side = np.resize(side, capacity)
+
+    def position(self, row):
+        hit = np.flatnonzero(self.index[: self.n] == row)
+        return int(hit[0]) if hit.size else -1
+
+    def release(self, k):
+        """Row ``k`` turns free; returns its row of ``Z``."""
+        z = self.side[k] * self.Z[k]
+        self.Z[k] = 0.0
+        self.side[k] = 0.0
+        return z
+
+    def add(self, row, z, state):
+        if self.n == self.index.size:
+            self.Z = np.resize(self.Z, (2 * self.n, self.Z.shape[1]))
+            self.index, self.room, self.side = (np.resize(a, 2 * self.n) for a in
+                                                (self.index, self.room, self.side))
+        n = self.n
+        side = 1.0 if state == AT_UPPER else -1.0
+        self.Z[n], self.index[n], self.room[n], self.side[n] = side * z, row, 0.0, side
+        self.n += 1
+
+
+#: sign of the room to the lower (alpha - l) and the upper bound (u - alpha)
+_SIDES = np.array([[-1.0], [1.0]])
 
 
 #: rates below this fraction of the largest count as zero (round-off)
@@ -191,40 +320,13 @@ def _first(room, closing, skip=-1):
     """
     if closing.size == 0:
         return -1, np.inf
-    closes = closing > _TINY * np.abs(closing).max()
+    closes = closing > _TINY * abs(closing).max()
     if skip >= 0:
         closes[skip] = False
-    times = np.full(closing.shape, np.inf)
-    np.divide(room, closing, out=times, where=closes)
-    k = int(np.argmin(times))
+    times = np.where(closes, room, np.inf)
+    np.divide(times, closing, out=times, where=closes)
+    k = int(times.argmin())
     return k, max(float(times[k]), 0.0)
-
-
-def _free_response(Z_free, q_dot):
-    """Rates of the free multipliers and of ``theta`` when the bounds push ``q_dot``.
-
-    ``theta' = (I - P_F) q'`` and ``Z_F^T alpha_F' = -P_F q'`` with ``P_F`` the
-    projection on the span of the free rows, from a pivoted QR of ``Z_F^T``
-    (LAPACK directly: this runs once per piece). Rows beyond the rank keep a
-    rate of 0.
-    """
-    alpha_dot = np.zeros(Z_free.shape[0])
-    if Z_free.shape[0] == 0:
-        return alpha_dot, q_dot
-    qr, pivots, tau, _, _ = lapack.dgeqp3(np.asfortranarray(Z_free.T))
-    diagonal = np.abs(qr.diagonal())
-    rank = int(np.count_nonzero(diagonal > RANK_RTOL * diagonal[0])) if diagonal[0] > 0 \
-        else 0
-    if rank == 0:
-        return alpha_dot, q_dot
-    qr = qr[:, : tau.size]
-    c = lapack.dormqr("L", "T", qr, tau, q_dot[:, None], 1)[0][:, 0]
-    alpha_dot[pivots[:rank] - 1] = -lapack.dtrtrs(qr[:rank, :rank], c[:rank])[0]
-    c[:rank] = 0.0
-    theta_dot = lapack.dormqr("L", "N", qr, tau, c[:, None], 1)[0][:, 0]
-    return alpha_dot, theta_dot
-
-
 def _removal(family, solution, y, sample_weight, row):
     """Exact optimum without ``row``: flat parameters and how they were found."""
     weight = sample_weight.copy()

@@ -457,7 +457,7 @@ def test_collinear_n2000():
     X, X_test, y, y_test = X[:2000], X[2000:2050], y[:2000], y[2000:2050]
     model = LinearSVC(loss="hinge", C=1.0, random_state=0, max_iter=100_000)
     explainer = fitted(model, X, y)
-    rows = support_rows(explainer)[::40]
+    rows = support_rows(explainer)[::8]
     exact = explainer.loo(X_test, y_test, method="exact", train_indices=rows)
     assert_exact(exact, true_loo(model, X, y, X_test, y_test, rows))
     with warnings.catch_warnings():
