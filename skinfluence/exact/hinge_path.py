@@ -39,8 +39,8 @@ from scipy.linalg import lapack
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
+from .._threads import one_blas_thread
 from ..families._svm_dual import (
     AT_LOWER,
     AT_UPPER,
@@ -51,7 +51,7 @@ from ..families._svm_dual import (
     solve_box,
 )
 
-__all__ = ["hinge_path_loo", "hinge_path_self_loss", "removal_path"]
+__all__ = ["hinge_path_loo", "hinge_path_self_loss", "removal_path", "removal_paths"]
 
 #: rows per joblib task; fixed, so the arithmetic is the same for any n_jobs
 _BLOCK = 64
@@ -327,46 +327,329 @@ def _first(room, closing, skip=-1):
     np.divide(times, closing, out=times, where=closes)
     k = int(times.argmin())
     return k, max(float(times[k]), 0.0)
-def _removal(family, solution, y, sample_weight, row):
-    """Exact optimum without ``row``: flat parameters and how they were found."""
-    weight = sample_weight.copy()
-    weight[row] = 0.0
-    new_bounds = family.dual_bounds(y, weight)
-    thetas, info = [], Bunch(n_pieces=0, finished=0, certified=True, worst_gap=0.0,
-                             worst_kkt=0.0)
-    for problem, start, (new_lower, new_upper) in zip(
-            solution.problems, solution.solutions, new_bounds):
-        if not (np.all(np.isfinite(new_lower)) and np.all(np.isfinite(new_upper))):
-            raise ValueError(
-                f"Removing training row {row} leaves its class without rows, so a "
-                "refit without it would be a different problem; leave it out of "
-                "train_indices.")
-        moving = (new_lower != problem.lower) | (new_upper != problem.upper)
-        if not np.any(start.alpha[moving]):
-            # its multipliers are 0 and no other box moves: the optimum stays
-            thetas.append(start.theta)
+def removal_paths(problem, start, removals, *, width=64, max_pieces=None):
+    """:func:`removal_path` for many removals at once, in lockstep.
+
+    Up to ``width`` paths advance together, one piece each per step, as stacked
+    array operations (one batched QR of the free rows, one product for the
+    watched rows' margin rates, one event search), and a finished path's slot
+    takes the next removal; a path's arithmetic does not depend on the others.
+    The watched rows are shared: every bound row whose slack at the start
+    is at most ``||z_j|| r``, with ``r`` at least as long as any path has come
+    from the start; a step that would go further first doubles ``r``. A path
+    whose free rows turn linearly dependent (or outnumber the columns) leaves
+    the batch: its entry is None, for :func:`removal_path` (pivoted QR).
+
+    Parameters
+    ----------
+    problem : Bunch
+        ``rows``, ``target``, ``lower``, ``upper``.
+    start : Bunch
+        Its exact solution: ``alpha``, ``state``, ``theta`` and ``margins``.
+    removals : list of (new_lower, new_upper)
+    width : int, default=64
+    max_pieces : int, default=None
+        Most pieces per path (``10 * n_rows + 100`` when None).
+
+    Returns
+    -------
+    ends : list of Bunch or None
+        As :func:`removal_path`, one per removal.
+    """
+    rows, target, lower, upper = problem.rows, problem.target, problem.lower, problem.upper
+    n, q = rows.n_rows, rows.n_columns
+    ends = [None] * len(removals)
+    max_pieces = 10 * n + 100 if max_pieces is None else max_pieces
+    free0 = np.flatnonzero(start.state == FREE)
+    if free0.size > q or not removals:
+        return ends
+    width = min(width, len(removals))
+    cap = min(q, free0.size + 8)  # room for free rows, grown as needed
+    slots = np.arange(width)
+    # per slot: every row's state, the removal's bound rates, theta, and the
+    # free rows in the columns of ``Z_free`` (zero beyond ``n_free``)
+    state = np.empty((width, n), dtype=np.int8)
+    d_lower, d_upper = np.empty((width, n)), np.empty((width, n))
+    theta = np.empty((width, q))
+    Z_free = np.zeros((width, q, cap))
+    alpha_free = np.zeros((width, cap))
+    bound = np.zeros((width, 2, cap))  # lower and upper bound at s = 0
+    d_bound = np.zeros((width, 2, cap))
+    index = np.zeros((width, cap), dtype=np.intp)
+    n_free = np.zeros(width, dtype=np.intp)
+    s, skip = np.ones(width), np.full(width, -1)
+    pieces, travelled = np.zeros(width, dtype=np.intp), np.zeros(width)
+    q_dot = np.zeros((width, q))
+    job = np.full(width, -1)
+    # the watched rows (shared): their rows of Z, and per slot the side
+    # (+1 at the upper bound, -1 at the lower, 0 free) and ``side * slack``
+    slack0 = np.abs(target - start.margins)
+    side0 = np.where(start.state == AT_UPPER, 1.0,
+                     np.where(start.state == AT_LOWER, -1.0, 0.0))
+    position = np.full(n, -1)  # row -> watched column
+    watched = np.zeros(0, dtype=np.intp)
+    Z_watched = np.zeros((0, q))
+    side = np.zeros((width, 0))
+    room = np.zeros((width, 0))
+    radius = 0.0
+    Z0 = rows.dense(free0).T
+    pending = iter(range(len(removals)))
+
+    def watch(new_radius):
+        nonlocal watched, Z_watched, side, room, radius
+        radius = new_radius
+        near = (slack0 <= rows.row_norms * radius) | (start.state == FREE)
+        new = np.flatnonzero(near & (position < 0))
+        if new.size == 0:
+            return
+        position[new] = watched.size + np.arange(new.size)
+        watched = np.concatenate([watched, new])
+        Z_new = rows.dense(new)
+        Z_watched = np.vstack([Z_watched, Z_new])
+        st = state[:, new]
+        new_side = np.where(st == AT_UPPER, 1.0, np.where(st == AT_LOWER, -1.0, 0.0))
+        side = np.hstack([side, new_side])
+        room = np.hstack([room, new_side * (target[new] - theta @ Z_new.T)])
+
+    def grow():
+        """Room for more free rows (at most q: beyond, they are dependent)."""
+        nonlocal cap, Z_free, alpha_free, bound, d_bound, index
+        more = min(q, 2 * cap) - cap
+        cap += more
+        Z_free = np.concatenate([Z_free, np.zeros((width, q, more))], axis=2)
+        alpha_free = np.concatenate([alpha_free, np.zeros((width, more))], axis=1)
+        bound = np.concatenate([bound, np.zeros((width, 2, more))], axis=2)
+        d_bound = np.concatenate([d_bound, np.zeros((width, 2, more))], axis=2)
+        index = np.concatenate([index, np.zeros((width, more), dtype=np.intp)], axis=1)
+
+    def push(b):
+        """The multipliers held at a moving bound, and what they push."""
+        moving = np.flatnonzero((d_lower[b] != 0) | (d_upper[b] != 0))
+        st = state[b, moving]
+        rate = np.where(st == AT_LOWER, d_lower[b, moving],
+                        np.where(st == AT_UPPER, d_upper[b, moving], 0.0))
+        if moving.size < 64:
+            q_dot[b] = rate @ rows.dense(moving)
+        else:
+            coefficients = np.zeros(n)
+            coefficients[moving] = rate
+            q_dot[b] = rows.combine(coefficients)
+
+    def load(b):
+        j = next(pending, None)
+        job[b] = -1 if j is None else j
+        n_free[b], skip[b], pieces[b], travelled[b] = 0, -1, 0, 0.0
+        if j is None:
+            q_dot[b], s[b] = 0.0, 1.0
+            side[b] = 0.0
+            return
+        new_lower, new_upper = removals[j]
+        state[b], theta[b] = start.state, start.theta
+        side[b] = side0[watched]
+        room[b] = side0[watched] * (target[watched] - start.margins[watched])
+        d_lower[b], d_upper[b] = new_lower - lower, new_upper - upper
+        m = free0.size
+        Z_free[b] = 0.0
+        Z_free[b, :, :m] = Z0
+        alpha_free[b, :m], index[b, :m] = start.alpha[free0], free0
+        bound[b, 0, :m], bound[b, 1, :m] = lower[free0], upper[free0]
+        d_bound[b, 0, :m], d_bound[b, 1, :m] = d_lower[b, free0], d_upper[b, free0]
+        n_free[b], s[b] = m, 0.0
+        push(b)
+
+    def finish(b, complete):
+        new_lower, new_upper = lower + d_lower[b], upper + d_upper[b]
+        st = state[b].copy()
+        alpha = np.where(st == AT_UPPER, new_upper, new_lower)
+        m = n_free[b]
+        alpha[index[b, :m]] = alpha_free[b, :m]
+        alpha = np.clip(alpha, new_lower, new_upper)
+        st[new_lower >= new_upper] = FIXED
+        ends[job[b]] = Bunch(alpha=alpha, state=st, theta=rows.combine(alpha),
+                             n_pieces=int(pieces[b]), complete=complete)
+        load(b)
+
+    state[:] = start.state
+    theta[:] = start.theta
+    watch(0.0)  # the free rows, which may leave for a bound
+    for b in range(width):
+        load(b)
+    while np.any(job >= 0):
+        columns = np.arange(cap)
+        valid = columns < n_free[:, None]
+        # the free rows' response, theta' = (I - P_F) q' and Z_F^T alpha' =
+        # -P_F q', from a QR of each busy slot's free rows
+        busy = np.flatnonzero(job >= 0)
+        Q, R = np.linalg.qr(Z_free[busy])
+        diagonal = np.abs(np.diagonal(R, axis1=1, axis2=2))
+        mask = valid[busy]
+        largest = np.where(mask, diagonal, 0.0).max(axis=1, keepdims=True)
+        dependent = np.any(mask & (diagonal <= RANK_RTOL * largest), axis=1)
+        if dependent.any():
+            for b in busy[dependent]:
+                load(b)  # its entry stays None, for the single (pivoted) path
             continue
-        end = removal_path(problem, start, new_lower, new_upper)
-        moved = Bunch(rows=problem.rows, target=problem.target, lower=new_lower,
-                      upper=new_upper)
-        check = certify_box(moved, end.alpha)
-        info.n_pieces += end.n_pieces
-        if not (end.complete and check.certified):
-            check = solve_box(moved, check.theta, alpha=end.alpha, state=end.state)
-            info.finished += 1
-        info.certified &= check.certified
-        info.worst_gap = max(info.worst_gap, check.relative_gap)
-        info.worst_kkt = max(info.worst_kkt, check.kkt_violation)
-        thetas.append(check.theta)
-    return family.from_liblinear(thetas), info
+        R[:, columns, columns] += ~mask  # a unit diagonal for the empty columns
+        c = np.einsum("wqf,wq->wf", Q, q_dot[busy]) * mask
+        theta_dot, alpha_dot = np.zeros((width, q)), np.zeros((width, cap))
+        theta_dot[busy] = q_dot[busy] - np.einsum("wqf,wf->wq", Q, c)
+        alpha_dot[busy] = -np.linalg.solve(R, c[:, :, None])[:, :, 0]
+        speed = np.sqrt(np.einsum("wq,wq->w", theta_dot, theta_dot))
+
+        # the first event of each path: a free multiplier meets its (moving)
+        # bound, or a watched bound row its margin; a row that just changed
+        # state may not change back at once
+        room_free = _SIDES * (bound + s[:, None, None] * d_bound - alpha_free[:, None, :])
+        closing_free = _SIDES * (alpha_dot[:, None, :] - d_bound) * valid[:, None, :]
+        times_free = _times(room_free.reshape(width, -1), closing_free.reshape(width, -1))
+        barred = skip >= 0
+        while True:
+            closing_w = side * (theta_dot @ Z_watched.T)
+            times = np.concatenate([times_free, _times(room, closing_w)], axis=1)
+            times[slots[barred], skip[barred]] = np.inf
+            k = times.argmin(axis=1)
+            t = np.maximum(times[slots, k], 0.0)
+            end = t >= 1.0 - s
+            t = np.where(end, 1.0 - s, t)
+            reach = np.where(job >= 0, travelled + t * speed, 0.0).max()
+            if reach <= radius:
+                break
+            # a step may reach rows not watched: watch more and look again (the
+            # step itself may shrink, so grow from a fraction of it)
+            watch(2.0 * radius if radius > 0 else reach / 64)
+
+        # move to it
+        s += t
+        alpha_free += t[:, None] * alpha_dot
+        theta += t[:, None] * theta_dot
+        room -= t[:, None] * closing_w
+        travelled += t * speed
+        pieces += 1
+        active = job >= 0
+        for b in np.flatnonzero(active & (end | (pieces >= max_pieces))):
+            finish(b, bool(end[b]))
+        step = active & ~end & (pieces < max_pieces)
+
+        # a free row reaches a bound: it leaves the free set
+        leave = np.flatnonzero(step & (k < 2 * cap))
+        if leave.size:
+            j, up = k[leave] % cap, k[leave] >= cap
+            row = index[leave, j]
+            w = position[row]
+            state[leave, row] = np.where(up, AT_UPPER, AT_LOWER)
+            side[leave, w] = np.where(up, 1.0, -1.0)
+            room[leave, w] = 0.0  # on its margin
+            last = n_free[leave] - 1  # the last free row takes its place
+            Z_free[leave, :, j] = Z_free[leave, :, last]
+            Z_free[leave, :, last] = 0.0
+            alpha_free[leave, j] = alpha_free[leave, last]
+            bound[leave, :, j] = bound[leave, :, last]
+            d_bound[leave, :, j] = d_bound[leave, :, last]
+            index[leave, j] = index[leave, last]
+            n_free[leave] = last
+            skip[leave] = 2 * cap + w
+            for b in leave[(d_lower[leave, row] != 0) | (d_upper[leave, row] != 0)]:
+                push(b)
+        # a bound row reaches its margin: it joins the free set
+        join = np.flatnonzero(step & (k >= 2 * cap))
+        if join.size:
+            w = k[join] - 2 * cap
+            full = n_free[join] >= q
+            for b in join[full]:
+                load(b)  # more free rows than columns: the single path takes it
+            join, w = join[~full], w[~full]
+            if join.size and n_free[join].max() >= cap:
+                grow()
+            row = watched[w]
+            came = state[join, row]
+            at = n_free[join]
+            Z_free[join, :, at] = Z_watched[w]
+            alpha_free[join, at] = np.where(came == AT_LOWER,
+                                            lower[row] + s[join] * d_lower[join, row],
+                                            upper[row] + s[join] * d_upper[join, row])
+            index[join, at] = row
+            bound[join, 0, at], bound[join, 1, at] = lower[row], upper[row]
+            d_bound[join, 0, at], d_bound[join, 1, at] = d_lower[join, row], \
+                d_upper[join, row]
+            n_free[join] = at + 1
+            state[join, row], side[join, w] = FREE, 0.0
+            skip[join] = np.where(came == AT_LOWER, 0, cap) + at
+            for b in join[(d_lower[join, row] != 0) | (d_upper[join, row] != 0)]:
+                push(b)
+    return ends
+
+
+def _times(room, closing):
+    """``room / closing`` where the rate closes (above round-off), else inf."""
+    closes = closing > _TINY * np.abs(closing).max(axis=1, keepdims=True, initial=0.0)
+    times = np.where(closes, room, np.inf)
+    np.divide(times, closing, out=times, where=closes)
+    return times
+
+
+def _new_bounds(family, solution, y, sample_weight, row):
+    """Every output's ``(lower, upper)`` without ``row``."""
+    if family.removal_moves_others:  # the class weights are recomputed
+        weight = sample_weight.copy()
+        weight[row] = 0.0
+        bounds = family.dual_bounds(y, weight)
+        for lower, upper in bounds:
+            if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+                raise ValueError(
+                    f"Removing training row {row} leaves its class without rows, so "
+                    "a refit without it would be a different problem; leave it out "
+                    "of train_indices.")
+        return bounds
+    bounds = []  # only the row's own boxes shrink to [0, 0]
+    for problem in solution.problems:
+        own = problem.rows.rows_of(row)
+        lower, upper = problem.lower.copy(), problem.upper.copy()
+        lower[own] = upper[own] = 0.0
+        bounds.append((lower, upper))
+    return bounds
+
+
+def _removals(family, solution, y, sample_weight, rows):
+    """Exact optimum without each of ``rows``: flat parameters and infos.
+
+    The paths of each output run together (:func:`removal_paths`; those it
+    leaves out one by one, :func:`removal_path`). Each end point is certified;
+    one that is not is finished by the active-set solver from there.
+    """
+    bounds = [_new_bounds(family, solution, y, sample_weight, row) for row in rows]
+    thetas = [[start.theta for start in solution.solutions] for _ in rows]
+    infos = [Bunch(n_pieces=0, finished=0, certified=True, worst_gap=0.0, worst_kkt=0.0)
+             for _ in rows]
+    for k, (problem, start) in enumerate(zip(solution.problems, solution.solutions)):
+        # a row whose multipliers are 0, moving no other box, leaves it unchanged
+        moves = [i for i, bound in enumerate(bounds) if np.any(start.alpha[
+            (bound[k][0] != problem.lower) | (bound[k][1] != problem.upper)])]
+        ends = removal_paths(problem, start, [bounds[i][k] for i in moves])
+        for i, end in zip(moves, ends):
+            new_lower, new_upper = bounds[i][k]
+            if end is None:
+                end = removal_path(problem, start, new_lower, new_upper)
+            moved = Bunch(rows=problem.rows, target=problem.target, lower=new_lower,
+                          upper=new_upper)
+            check = certify_box(moved, end.alpha)
+            info = infos[i]
+            info.n_pieces += end.n_pieces
+            if not (end.complete and check.certified):
+                check = solve_box(moved, check.theta, alpha=end.alpha, state=end.state)
+                info.finished += 1
+            info.certified &= check.certified
+            info.worst_gap = max(info.worst_gap, check.relative_gap)
+            info.worst_kkt = max(info.worst_kkt, check.kkt_violation)
+            thetas[i][k] = check.theta
+    return [family.from_liblinear(theta) for theta in thetas], infos
 
 
 def _path_block(family, solution, y, sample_weight, rows, X_test, Y_test):
     """Test quantities without each of ``rows``: (len(rows), n_test), and infos."""
-    with threadpool_limits(1):
-        removed = [_removal(family, solution, y, sample_weight, row) for row in rows]
+    with one_blas_thread():
+        thetas, infos = _removals(family, solution, y, sample_weight, rows)
         b, K = len(rows), family.n_outputs
-        Z = np.stack([family.decision(X_test, theta) for theta, _ in removed],
+        Z = np.stack([family.decision(X_test, theta) for theta in thetas],
                      axis=1)  # (m, b, K)
         m = Z.shape[0]
         if Y_test is None:
@@ -374,7 +657,7 @@ def _path_block(family, solution, y, sample_weight, rows, X_test, Y_test):
         else:
             Y = np.repeat(Y_test, b, axis=0)
             values = family.loss(Y, Z.reshape(m * b, K)).reshape(m, b).T
-    return values, [info for _, info in removed]
+    return values, infos
 
 
 def hinge_path_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
@@ -426,13 +709,13 @@ def hinge_path_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 
 def _self_block(family, solution, X, y, sample_weight, rows):
     """Each row's own test quantity at its leave-one-out optimum, and infos."""
-    with threadpool_limits(1):
-        removed = [_removal(family, solution, y, sample_weight, row) for row in rows]
+    with one_blas_thread():
+        thetas, infos = _removals(family, solution, y, sample_weight, rows)
         Y = family.encode_target(y[rows])
-        Z = np.vstack([family.decision(X[[row]], theta) for row, (theta, _) in
-                       zip(rows, removed)])
+        Z = np.vstack([family.decision(X[[row]], theta) for row, theta in
+                       zip(rows, thetas)])
         values = family.loss(Y, Z)
-    return values, [info for _, info in removed]
+    return values, infos
 
 
 def hinge_path_self_loss(family, X, y, sample_weight=None, *, n_jobs=None):

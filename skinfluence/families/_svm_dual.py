@@ -104,8 +104,22 @@ class LinearRows:
         """The sample of each row, shape (n_rows,)."""
         return np.arange(self.n_rows) if self.index is None else self.index
 
+    def rows_of(self, sample):
+        """The rows of one sample."""
+        if self.index is None:
+            return np.array([sample])
+        return np.flatnonzero(self.index == sample)
+
     def margins(self, theta):
-        """``Z theta``, shape (n_rows,)."""
+        """``Z theta``: shape (n_rows,), or (m, n_rows) for ``theta`` of shape (m, q)."""
+        theta = np.asarray(theta, dtype=float)
+        if theta.ndim == 2:
+            value = np.asarray(self.X @ theta[:, : self.n_features].T).T
+            if self.intercept_scaling is not None:
+                value = value + self.intercept_scaling * theta[:, -1:]
+            if self.index is not None:
+                value = value[:, self.index]
+            return self.sign * value
         value = self.X @ theta[: self.n_features]
         if self.intercept_scaling is not None:
             value = value + self.intercept_scaling * theta[-1]

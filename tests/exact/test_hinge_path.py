@@ -329,16 +329,38 @@ def test_a_path_that_goes_wrong_is_finished_by_the_active_set(monkeypatch):
     explainer = fitted(model, X, y)
     rows = support_rows(explainer)
     expected = true_loo(model, X, y, X_test, y_test, rows)
-    follow = hinge_path.removal_path
+    follow = hinge_path.removal_paths
 
-    def broken(problem, start, new_lower, new_upper, **kw):
-        end = follow(problem, start, new_lower, new_upper, **kw)
-        end.alpha = np.clip(end.alpha * 0.9, new_lower, new_upper)  # off the optimum
-        return end
+    def broken(problem, start, removals, **kw):
+        ends = follow(problem, start, removals, **kw)
+        for end, (new_lower, new_upper) in zip(ends, removals):
+            end.alpha = np.clip(end.alpha * 0.9, new_lower, new_upper)  # off the optimum
+        return ends
 
-    monkeypatch.setattr(hinge_path, "removal_path", broken)
+    monkeypatch.setattr(hinge_path, "removal_paths", broken)
     assert_exact(explainer.loo(X_test, y_test, method="exact", train_indices=rows),
                  expected)
+
+
+def test_batched_paths_follow_the_single_path():
+    """The lockstep batch and one path at a time take the same pieces."""
+    import skinfluence.exact.hinge_path as hinge_path
+
+    X, X_test, y, y_test = collinear(200)
+    model = LinearSVC(loss="hinge", C=1.0, random_state=0, max_iter=100_000)
+    explainer = fitted(model, X, y)
+    solution = explainer.influence_.exact_solution
+    problem, start = solution.problems[0], solution.solutions[0]
+    removals = []
+    for row in support_rows(explainer):
+        upper = problem.upper.copy()
+        upper[row] = 0.0
+        removals.append((problem.lower, upper))
+    batch = hinge_path.removal_paths(problem, start, removals, width=16)
+    for (lower, upper), end in zip(removals, batch):
+        single = hinge_path.removal_path(problem, start, lower, upper)
+        assert end.n_pieces == single.n_pieces
+        np.testing.assert_allclose(end.theta, single.theta, rtol=0, atol=1e-12)
 
 
 # ------------------------------------------------------------ interface
