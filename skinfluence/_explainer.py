@@ -102,9 +102,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     Gradients and Hessians are closed form per model family: squared error
     (LinearRegression, Ridge, RidgeCV), log-loss (LogisticRegression,
-    LogisticRegressionCV, binary or multinomial) and (squared) hinge
-    (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with temperature
-    ``smoothing`` in the training objective).
+    LogisticRegressionCV, binary or multinomial), (squared) hinge (LinearSVC,
+    one-vs-rest) and (squared) epsilon-insensitive loss (LinearSVR); the
+    hinge and the epsilon-insensitive loss are smoothed with temperature
+    ``smoothing`` in the training objective, and their exact leave-one-out
+    (``loo(method="exact")``) follows the decremental path of the true loss.
 
     With ``class_weight="balanced"`` a refit without a row recomputes the class
     weights, which moves the optimum about as much as the removal itself; the
@@ -114,8 +116,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator object
         A LinearRegression, Ridge, RidgeCV, LogisticRegression,
-        LogisticRegressionCV or LinearSVC, alone or as the last step of a
-        Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
+        LogisticRegressionCV, LinearSVC or LinearSVR, alone or as the last step
+        of a Pipeline, fitted or not. A fitted estimator (or a ``FrozenEstimator``) is
         used as it is and never refitted or modified; an unfitted one is cloned
         and fitted in :meth:`fit`.
     solver : {"direct", "cg", "lissa"}, default="direct"
@@ -130,7 +132,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         problems (see ``solver_params``).
     smoothing : float, default=0.03
         Temperature ``t`` of the smoothed hinge
-        ``t log(1 + exp((1 - m) / t))`` used for ``LinearSVC(loss="hinge")``.
+        ``t log(1 + exp((1 - m) / t))`` used for ``LinearSVC(loss="hinge")``
+        (and of the smoothed epsilon-insensitive loss of ``LinearSVR``).
         Ignored by the other families. The default is the value that agreed
         best with hinge-loss leave-one-out refits in
         ``benchmarks/hinge_smoothing.py``.
@@ -165,7 +168,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         estimator then does not look fitted on the data passed to ``fit``.
         Measured: scikit-learn's solvers at their default ``tol`` leave 2e-4 to
         2e-2; the model fitted on other rows (permuted or half of them) gives
-        0.07 to 1.
+        0.07 to 1. For LinearSVC and LinearSVR, :meth:`fit` also recovers the
+        exact optimum of the true loss and its dual
+        (``influence_.exact_solution``, certified by its duality gap) and warns
+        when the fitted coefficients are more than 1e-3 (relative) from it:
+        influence and ``loo(method="exact")`` describe that optimum.
 
     Attributes
     ----------
@@ -492,8 +499,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
             ``max_iter=100_000``), warm-started from the full solution where the
             estimator supports it; the baseline loss comes from a full-data refit
-            with the same settings. LinearSVC with ``loss="hinge"`` refits the
-            true hinge. "newton" finds each leave-one-out optimum of the
+            with the same settings. LinearSVC and LinearSVR refits (liblinear,
+            which shuffles the rows: a ``random_state`` of None becomes 0) are
+            polished to the exact optimum of the true loss and kept only when
+            their KKT conditions and duality gap certify it (liblinear stalls on
+            collinear data even at ``tol=1e-10``); a ``ConvergenceWarning``
+            names the rows whose refit could not be certified. "newton" finds each leave-one-out optimum of the
             family's closed-form objective by Newton steps from the polished
             full optimum, to a relative gradient norm of 1e-10 (one step,
             Sherman-Morrison, for squared loss); the hinge refuses it (its
@@ -543,8 +554,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_test,), default=None
         method : {"first_order", "newton"}, default="first_order"
             The estimate, as in :meth:`explain`.
-        loo_method : {"refit", "newton"}, default="refit"
-            The truth, as in :meth:`loo`.
+        loo_method : {"refit", "newton", "exact"}, default="refit"
+            The truth, as in :meth:`loo` ("exact" for the hinge).
         n_test : int or None, default=5
             Test rows sampled from ``X`` (all when None).
         n_train : int or None, default=None

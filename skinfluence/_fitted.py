@@ -69,9 +69,12 @@ class FittedInfluence:
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
-        # support-vector families: the exact optimum of the true loss and its dual
-        self.exact_solution = (family.exact_solution(X, y, sample_weight)
-                               if hasattr(family, "exact_solution") else None)
+        # support-vector families: the exact optimum of the true loss and its
+        # dual (its active-set solves are dense in the columns: not for text-size
+        # feature spaces, where loo(method="exact") computes it on request)
+        self.exact_solution = (
+            family.exact_solution(X, y, sample_weight)
+            if hasattr(family, "exact_solution") and family.n_columns <= 4096 else None)
         if smoothing_resolve and family.smoothed:
             theta, _ = newton_minimize(family, X, y, sample_weight)
             family = family.with_theta(theta)

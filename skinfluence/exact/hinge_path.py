@@ -55,6 +55,8 @@ __all__ = ["hinge_path_loo", "hinge_path_self_loss", "removal_path", "removal_pa
 
 #: rows per joblib task; fixed, so the arithmetic is the same for any n_jobs
 _BLOCK = 64
+#: entries of one stacked array of the lockstep paths (8 MiB of float64 x 8)
+_SLOT_BUDGET = 2**23
 
 
 def removal_path(problem, start, new_lower, new_upper, *, max_pieces=None):
@@ -363,8 +365,10 @@ def removal_paths(problem, start, removals, *, width=64, max_pieces=None):
     free0 = np.flatnonzero(start.state == FREE)
     if free0.size > q or not removals:
         return ends
-    width = min(width, len(removals))
     cap = min(q, free0.size + 8)  # room for free rows, grown as needed
+    # every slot holds a few arrays of n and one of q x q: about 64 MiB each at most
+    width = int(np.clip(min(width, len(removals), _SLOT_BUDGET // n,
+                            _SLOT_BUDGET // (q * q)), 1, None))
     slots = np.arange(width)
     # per slot: every row's state, the removal's bound rates, theta, and the
     # free rows in the columns of ``Z_free`` (zero beyond ``n_free``)
@@ -673,6 +677,23 @@ def hinge_path_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     exactly 0 and cost nothing. ``solver`` is not used. Returns
     (n_test, len(rows)); a ``ConvergenceWarning`` names the rows whose
     leave-one-out optimum could not be certified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.svm import LinearSVC
+    >>> from skinfluence.families import family_for
+    >>> from skinfluence.exact import hinge_path_loo
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 2))
+    >>> y = (X[:, 0] + 0.5 * rng.normal(size=40) > 0).astype(int)
+    >>> family = family_for(LinearSVC(loss="hinge").fit(X, y))
+    >>> loo = hinge_path_loo(family, X, y, None, None, X[:3], y[:3], np.arange(40))
+    >>> loo.shape
+    (3, 40)
+    >>> support = family.exact_solution(X, y).support[:, 0]
+    >>> bool(np.all(loo[:, ~support] == 0))        # not support vectors: exactly 0
+    True
     """
     sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))

@@ -166,7 +166,9 @@ def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
 
     Refits a tightly converged clone of ``estimator`` (see :func:`tight_clone`)
     once on all rows, for the baseline, and once without each row of
-    ``train_indices``, in parallel with joblib. The user's estimator is never
+    ``train_indices``, in parallel with joblib. LinearSVC and LinearSVR refits
+    are polished to the exact optimum and certified by its KKT conditions and
+    duality gap; a ``ConvergenceWarning`` names the rows whose refit is not. The user's estimator is never
     touched. Same sign and units as :meth:`InfluenceExplainer.explain`.
 
     Parameters

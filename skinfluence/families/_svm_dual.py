@@ -487,6 +487,21 @@ class SupportVectorDual:
             ``(P(theta_fit) - P*) / P*``; ``warning``: a message when the
             fitted model is far from the optimum or the optimum could not be
             certified, else None; ``problems`` and ``solutions`` per output.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.svm import LinearSVC
+        >>> from skinfluence.families import family_for
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(60, 3))
+        >>> y = (X[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int)
+        >>> model = LinearSVC(loss="hinge").fit(X, y)   # default tol
+        >>> solution = family_for(model).exact_solution(X, y)
+        >>> bool(solution.certified), bool(solution.relative_gap < 1e-12)
+        (True, True)
+        >>> int(solution.support.sum()) < 60              # the support vectors
+        True
         """
         n = X.shape[0]
         sample_weight = np.ones(n) if sample_weight is None else np.asarray(
@@ -562,9 +577,8 @@ class SupportVectorDual:
             f"{result.fitted_objective_gap:.2g} (relative) above the minimum. Influence "
             "and loo(method='exact') describe the exact optimum, not these "
             "coefficients: the model's own predictions differ from the model explained "
-            "by about that much, which may exceed the effect of removing one row "
-            "(about 1/n of the coefficients). Refit with a smaller tol (for example "
-            "tol=1e-8) or a larger max_iter."
+            "by that much, which can exceed the effect of removing a training row. "
+            "Refit with a smaller tol (for example tol=1e-8) or a larger max_iter."
         )
 
 

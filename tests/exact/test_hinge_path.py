@@ -371,6 +371,19 @@ def test_newton_points_to_exact():
         explainer.loo(X_test, y_test, method="newton")
 
 
+def test_removing_the_last_row_of_a_class_is_refused():
+    X, X_test, y, y_test = iris_pair()
+    y = y.copy()
+    y[y == 2] = 1
+    y[0] = 2  # one row of class 2
+    explainer = fitted(LinearSVC(loss="hinge", class_weight="balanced", random_state=0,
+                                 max_iter=100_000), X, y)
+    with pytest.raises(ValueError, match="Removing training row 0 leaves its class"):
+        explainer.loo(X_test, y_test, method="exact", train_indices=[0, 5])
+    assert explainer.loo(X_test, y_test, method="exact", train_indices=[5]).shape == (
+        len(y_test), 1)
+
+
 def test_same_numbers_for_any_n_jobs_sparse_and_train_indices():
     X, X_test, y, y_test = collinear(150)
     model = LinearSVC(loss="hinge", C=1.0, random_state=0, max_iter=100_000)
