@@ -12,12 +12,13 @@ objective is strongly convex). ``loo(method="exact")`` must agree with it to
 
 import pickle
 import warnings
+from itertools import combinations
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from joblib import parallel_config
-from scipy.optimize import lsq_linear
+from scipy.optimize import lsq_linear, minimize
 from sklearn.datasets import load_diabetes, load_iris, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
@@ -34,32 +35,87 @@ EXACT = 1e-10  # of the largest effect
 def exact_box_solution(Z, target, lower, upper, starts, tol=1e-10):
     """Optimum of ``1/2 ||t||^2 + sum_j max_{l_j <= a_j <= u_j} a_j (target_j - z_j.t)``.
 
-    Tries each start and margin band until the sets it suggests satisfy the
-    KKT conditions; raises if none does.
+    From each start, the rows within a margin band are candidates for the
+    margin (the nearest ones first, dropping the farthest while they cannot
+    all sit on it), the others at the bound their slack points to; the first
+    guess whose solve satisfies every KKT condition is the optimum (then any
+    one or two candidates sent to their bound). A solve that misses is the next
+    start, a few times. If all fail (starts far from
+    the optimum), scipy's L-BFGS-B on the dual box QP gives a closer start and
+    its multipliers a guess of the sets. Raises if nothing succeeds.
     """
-    for theta0 in starts:
+    found = _from_starts(Z, target, lower, upper, list(starts), tol)
+    if found is not None:
+        return found
+
+    def dual(alpha):
+        theta = Z.T @ alpha
+        return 0.5 * theta @ theta - target @ alpha, Z @ theta - target
+
+    slack0 = target - Z @ starts[0]
+    fit = minimize(dual, np.where(slack0 > 0, upper, lower), jac=True, method="L-BFGS-B",
+                   bounds=list(zip(lower, upper)),
+                   options={"maxiter": 100_000, "maxfun": 200_000, "ftol": 1e-16,
+                            "gtol": 1e-14})
+    theta_dual, span = Z.T @ fit.x, upper - lower
+    inside = (fit.x > lower + 1e-7 * span) & (fit.x < upper - 1e-7 * span)
+    theta, alpha, ok = _solve_sets(Z, target, lower, upper, target - Z @ theta_dual,
+                                   np.flatnonzero(inside), tol)
+    if ok:
+        return theta, alpha
+    found = _from_starts(Z, target, lower, upper, [theta_dual, theta], tol)
+    if found is None:
+        raise AssertionError("no start gave a KKT point: the truth could not be computed")
+    return found
+
+
+def _from_starts(Z, target, lower, upper, starts, tol):
+    for attempt, theta0 in enumerate(starts):
         slack0 = target - Z @ theta0
-        for band in (1e-9, 1e-7, 1e-5, 1e-3):
-            at_upper, at_lower = slack0 > band, slack0 < -band
-            free = ~(at_upper | at_lower) & (upper > lower)
-            alpha = np.where(at_upper, upper, lower).astype(float)
-            alpha[free] = 0.0
-            fixed = Z.T @ alpha
-            # the free rows on their margins: min-norm move from the fixed part
-            move = np.linalg.lstsq(Z[free], target[free] - Z[free] @ fixed, rcond=None)[0]
-            theta = fixed + move
-            if free.any():
-                alpha[free] = lsq_linear(Z[free].T, move, bounds=(lower[free], upper[free]),
-                                         method="bvls", tol=1e-15).x
-            slack = target - Z @ theta
-            box = upper > lower  # rows of zero width (zero weight) have no condition
-            ok = (np.linalg.norm(Z.T @ alpha - theta) <= tol
-                  and np.all(np.abs(slack[free]) <= tol)
-                  and np.all(slack[at_upper & box] >= -tol)
-                  and np.all(slack[at_lower & box] <= tol))
-            if ok:
-                return theta, alpha
-    raise AssertionError("no start gave a KKT point: the truth could not be computed")
+        for band in (1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
+            near = np.flatnonzero((np.abs(slack0) <= band) & (upper > lower))
+            near = near[np.argsort(np.abs(slack0[near]), kind="stable")]
+            for size in range(near.size, max(-1, near.size - 16), -1):
+                theta, alpha, ok = _solve_sets(Z, target, lower, upper, slack0,
+                                               near[:size], tol)
+                if ok:
+                    return theta, alpha
+            if attempt == 0 and near.size <= 2 * Z.shape[1]:
+                # a bound row among the candidates, not the farthest: drop any one
+                # or two of them
+                for size in (1, 2):
+                    for drop in combinations(range(near.size), size):
+                        theta, alpha, ok = _solve_sets(Z, target, lower, upper, slack0,
+                                                       np.delete(near, drop), tol)
+                        if ok:
+                            return theta, alpha
+        if attempt < 12:
+            starts.append(theta)  # the last solve's margins suggest better sets
+    return None
+
+
+def _solve_sets(Z, target, lower, upper, slack0, free_rows, tol):
+    """The optimum if ``free_rows`` sit on the margin and the rest at a bound."""
+    free = np.zeros(len(target), dtype=bool)
+    free[free_rows] = True
+    at_upper = ~free & (slack0 > 0)
+    at_lower = ~free & ~at_upper
+    alpha = np.where(at_upper, upper, lower).astype(float)
+    alpha[free] = 0.0
+    fixed = Z.T @ alpha
+    # the free rows on their margins: min-norm move from the fixed part
+    move = np.linalg.lstsq(Z[free], target[free] - Z[free] @ fixed, rcond=None)[0]
+    theta = fixed + move
+    if free.any():
+        alpha[free] = lsq_linear(Z[free].T, move, bounds=(lower[free], upper[free]),
+                                 method="bvls", tol=1e-15).x
+    slack = target - Z @ theta
+    box = upper > lower  # rows of zero width (zero weight) have no condition
+    ok = (np.linalg.norm(Z.T @ alpha - theta) <= tol
+          and np.all(np.abs(slack[free]) <= tol)
+          and np.all(slack[at_upper & box] >= -tol)
+          and np.all(slack[at_lower & box] <= tol))
+    return theta, alpha, ok
 
 
 def liblinear_starts(model, X, y, sample_weight):
