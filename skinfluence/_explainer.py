@@ -114,8 +114,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     per target; RidgeClassifier, RidgeClassifierCV on +-1 targets; KernelRidge
     with any positive semi-definite kernel, on its exact empirical kernel map),
     log-loss (LogisticRegression, LogisticRegressionCV, binary or multinomial),
-    (squared) hinge (LinearSVC, one-vs-rest; ``loss="hinge"`` is smoothed with
-    temperature ``smoothing`` in the training objective), the Tweedie deviance
+    (squared) hinge (LinearSVC, one-vs-rest) and (squared) epsilon-insensitive
+    loss (LinearSVR), where the hinge and the epsilon-insensitive loss are
+    smoothed with temperature ``smoothing`` in the training objective and their
+    exact leave-one-out (``loo(method="exact")``) follows the decremental path
+    of the true loss, the Tweedie deviance
     (PoissonRegressor, GammaRegressor, TweedieRegressor; the test loss is the
     unit deviance and, without labels, the change of the mean ``predict``),
     the Huber loss with its scale re-estimated (HuberRegressor) and the losses
@@ -141,6 +144,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         A supported model (LinearRegression, Ridge, RidgeCV, RidgeClassifier,
         RidgeClassifierCV, KernelRidge, Lasso, ElasticNet, LassoCV,
         ElasticNetCV, LogisticRegression, LogisticRegressionCV, LinearSVC,
+        LinearSVR,
         PoissonRegressor, GammaRegressor, TweedieRegressor, HuberRegressor,
         SGDClassifier, SGDRegressor), alone or as the last step of a Pipeline,
         fitted or not. A fitted GridSearchCV, RandomizedSearchCV or
@@ -166,7 +170,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         problems (see ``solver_params``).
     smoothing : float, default=0.03
         Temperature ``t`` of the smoothed hinge
-        ``t log(1 + exp((1 - m) / t))`` used for ``LinearSVC(loss="hinge")``.
+        ``t log(1 + exp((1 - m) / t))`` used for ``LinearSVC(loss="hinge")``
+        (and of the smoothed epsilon-insensitive loss of ``LinearSVR``).
         Ignored by the other families. The default is the value that agreed
         best with hinge-loss leave-one-out refits in
         ``benchmarks/hinge_smoothing.py``.
@@ -215,6 +220,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         classes, interpolated rows, a rank-truncated least-squares fit and an
         ill-conditioned Hessian get their own warnings; separable classes
         without a penalty (no finite optimum) raise an error.
+        For LinearSVC and LinearSVR, :meth:`fit` also recovers the exact
+        optimum of the true loss and its dual (``influence_.exact_solution``,
+        certified by its duality gap) and warns when the fitted coefficients
+        are more than 1e-3 (relative) from it: influence and
+        ``loo(method="exact")`` describe that optimum.
 
     Attributes
     ----------
@@ -397,6 +407,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                     family, "stochastic", False):
                 continue
             warnings.warn(message, FitWarning, stacklevel=3)
+        exact = self.influence_.exact_solution
+        if exact is not None and exact.warning is not None:
+            # a support-vector model far from the exact optimum of its objective
+            warnings.warn(exact.warning, FitWarning, stacklevel=3)
         return self
 
     #: warn when a stochastic fit stopped more leave-one-out steps than this
@@ -487,7 +501,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``Delta_i = H^{-1} g_i / (1 - h_ii)``, a K x K solve for
             multinomial) and evaluates the test loss at the moved parameters
             instead of linearising it; for squared loss it is exact
-            leave-one-out.
+            leave-one-out. For ``LinearSVC(loss="hinge")`` both are estimates
+            on the smoothed hinge ("newton" with the test loss linearised) and
+            only approximate the hinge's leave-one-out; the columns of rows
+            that are not support vectors are exactly 0, as in the exact
+            answer. When accuracy matters use ``loo(method="exact")``: the
+            exact hinge leave-one-out, at about the cost of a few solves per
+            support vector (``benchmarks/hinge_path.py``).
         chunk_size : int, default=None
             Test rows processed together. By default as many as keep the
             temporaries within scikit-learn's ``working_memory`` (see
@@ -588,20 +608,32 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Newton solvers at ``tol=1e-10``, liblinear at ``tol=1e-10`` and
             ``max_iter=100_000``), warm-started from the full solution where the
             estimator supports it; the baseline loss comes from a full-data refit
-            with the same settings. SGDClassifier and SGDRegressor refits are
-            further runs of stochastic gradient descent, as noisy as the fit
+            with the same settings; refits of smooth models are polished by
+            Newton on their own objective. SGDClassifier and SGDRegressor refits
+            are further runs of stochastic gradient descent, as noisy as the fit
             itself (see ``optimality_gap_``); "exact" gives their objective's
-            leave-one-out. LinearSVC with ``loss="hinge"`` refits the
-            true hinge. "newton" finds each leave-one-out optimum of the
-            family's closed-form objective by Newton steps from the polished
-            full optimum, to a relative gradient norm of 1e-10 (one step,
-            Sherman-Morrison, for squared loss; for the hinge, the optimum of the
-            smoothed objective). "exact" runs the family's exact engine: the
-            closed form for squared loss (per re-balanced class for
-            RidgeClassifier with ``class_weight="balanced"``), Newton for the
-            smooth losses (for HuberRegressor jointly with its scale, which
-            "newton" holds fixed), an active-set search with a KKT certificate
-            for L1 models (exact also where the support changes).
+            leave-one-out. LinearSVC and LinearSVR refits (liblinear, which
+            shuffles the rows: a ``random_state`` of None becomes 0) are
+            polished to the exact optimum of the true loss and kept only when
+            their KKT conditions and duality gap certify it (liblinear stalls on
+            collinear data even at ``tol=1e-10``); a ``ConvergenceWarning``
+            names the rows whose refit could not be certified. "newton" finds
+            each leave-one-out optimum of the family's closed-form objective by
+            Newton steps from the polished full optimum (one step,
+            Sherman-Morrison, for squared loss); the hinge refuses it (its
+            smoothed objective's leave-one-out is not the hinge's). "exact"
+            runs the family's exact engine: the closed form for squared loss
+            (per re-balanced class for RidgeClassifier with
+            ``class_weight="balanced"``), Newton for the smooth losses (for
+            HuberRegressor jointly with its scale, which "newton" holds fixed),
+            an active-set search with a KKT certificate for L1 models (exact
+            also where the support changes), and for ``LinearSVC(loss="hinge")``
+            the decremental path (:func:`skinfluence.exact.hinge_path_loo`):
+            from the exact optimum and its dual, recovered and certified from
+            the fitted coefficients, each support vector's multiplier is driven
+            to 0 along the piecewise-linear solution path; the columns of the
+            other rows are exactly 0. Every end point is checked by its KKT
+            conditions; rows that cannot be certified are named in a warning.
         train_indices : array-like of int, default=None
             Training rows to remove, one at a time; all rows when None.
         n_jobs : int, default=None
@@ -657,8 +689,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_test,), default=None
         method : {"first_order", "newton"}, default="first_order"
             The estimate, as in :meth:`explain`.
-        loo_method : {"refit", "newton"}, default="refit"
-            The truth, as in :meth:`loo`.
+        loo_method : {"refit", "newton", "exact"}, default="refit"
+            The truth, as in :meth:`loo` ("exact" for the hinge).
         n_test : int or None, default=5
             Test rows sampled from ``X`` (all when None).
         n_train : int or None, default=None
@@ -870,7 +902,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             O(n K^2) from the cached leverage blocks (exact for squared loss:
             the PRESS residuals). "exact": every leave-one-out optimum by the
             Newton engine of ``loo(method="newton")`` (relative gradient norm
-            1e-10), each row's loss evaluated at its own optimum only.
+            1e-10; for the hinge the decremental path of
+            ``loo(method="exact")``), each row's loss evaluated at its own
+            optimum only.
         n_jobs : int, default=None
             joblib workers for "exact".
 

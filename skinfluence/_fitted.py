@@ -94,6 +94,12 @@ class FittedInfluence:
         self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
         #: the objective's gradient at the estimator's own coefficients
         self.fitted_gradient = problem.gradient()
+        # support-vector families: the exact optimum of the true loss and its
+        # dual (its active-set solves are dense in the columns: not for text-size
+        # feature spaces, where loo(method="exact") computes it on request)
+        self.exact_solution = (
+            family.exact_solution(X, y, sample_weight)
+            if hasattr(family, "exact_solution") and family.n_columns <= 4096 else None)
         self.polished = bool(polish or (smoothing_resolve and family.smoothed))
         if self.polished:
             family = polish_family(family, X, y, sample_weight)
@@ -133,6 +139,11 @@ class FittedInfluence:
             if self.class_shift is not None:
                 shift = tuple(np.hstack(pair) for pair in zip(self.class_shift, shift))
             self.class_shift = shift
+        if self.exact_solution is not None and family.smoothed:
+            # removing a row whose multiplier is 0 leaves the exact optimum
+            # unchanged: its own gradient term is exactly 0, not the smoothed one
+            self.removal_residuals = np.where(self.exact_solution.support,
+                                              self.removal_residuals, 0.0)
         self.family = family
         self.problem = problem
         # what a refit on the design matrix fits (the estimator, for linear models)
@@ -142,6 +153,12 @@ class FittedInfluence:
         self._newton_rho = None
         self._self_influence = None
         self._X_train32 = None
+
+    @property
+    def support(self):
+        """``(n_samples, n_outputs)``: rows whose exact dual multiplier is not 0
+        (support-vector families), or None."""
+        return None if self.exact_solution is None else self.exact_solution.support
 
     @property
     def n_samples(self):
@@ -248,9 +265,11 @@ class FittedInfluence:
                 for start in range(0, n_test, chunk_size)]
 
     # ------------------------------------------------------------ explain
-    def first_order_blocks(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None):
+    def first_order_blocks(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None,
+                           residuals=None):
         """Yield ``(rows, block)`` of first-order influence, chunk by chunk
-        (written into ``out[rows]`` when ``out`` is given)."""
+        (written into ``out[rows]`` when ``out`` is given); ``residuals``
+        replaces the removal residuals (the linearised Newton step)."""
         problem = self.problem
         X_train = self.training_matrix(dtype)
         n_train, K = problem.n_samples, self.family.n_outputs
@@ -260,7 +279,9 @@ class FittedInfluence:
         per_row += 8 * 8 * problem.n_parameters
         for rows in self.chunks(X.shape[0], per_row, chunk_size):
             yield rows, first_order_block(
-                problem, self.solver, self.removal_residuals, self.class_shift,
+                problem, self.solver,
+                self.removal_residuals if residuals is None else residuals,
+                self.class_shift,
                 X[rows], Q[rows], X_train=X_train,
                 out=None if out is None else out[rows])
 
@@ -268,18 +289,24 @@ class FittedInfluence:
                 dtype=np.float64):
         """Influence of every training row on every row of prepared ``X``.
 
-        ``method`` is "first_order" or "newton" (validated by the caller).
+        ``method`` is "first_order" or "newton" (validated by the caller). For
+        a smoothed loss (the hinge) "newton" is the leverage-corrected step
+        ``H^-1 g_i / (1 - h_ii)`` with the test loss linearised: the true
+        hinge has no curvature to evaluate it at the moved parameters.
         """
         family, problem = self.family, self.problem
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
         if Y is None and K > 1:
             return self._explain_targets(X, method, chunk_size, dtype)
-        if method == "first_order":
+        if method == "first_order" or family.smoothed:
+            # the smoothed hinge: its leverage-corrected step, the test loss
+            # linearised (the true hinge has no curvature to move along)
+            residuals = self.newton_rho() if method == "newton" else None
             Q = self.test_gradient(Y, Z)
             influence = np.empty((n_test, n_train), dtype=dtype)
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
-                                             out=influence):
+                                             out=influence, residuals=residuals):
                 pass
             return self._refit_interpolated(X, y, influence)
 
@@ -418,6 +445,11 @@ class FittedInfluence:
         ``loo_info``.
         """
         problem = self.problem
+        if method == "newton" and self.family.smoothed:
+            raise ValueError(
+                "method='newton' minimises the smoothed objective, whose leave-one-out "
+                "is not the hinge's; use method='exact' (the exact decremental path) "
+                "or method='refit'.")
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
         out = None  # (n_test, n_rows) or, for several targets, (..., n_targets)
@@ -426,8 +458,9 @@ class FittedInfluence:
         sole = self.family.sole_members(problem.y, problem.sample_weight)[rows]
         if sole.any():
             classes = self.family.classes[self.family.class_index(problem.y[rows[sole]])]
-            listed = ", ".join(f"{r} (class {c!r})" for r, c in
-                               zip(rows[sole][:10], classes[:10]))
+            listed = ", ".join(f"{r} (class {c.item() if hasattr(c, 'item') else c!r})"
+                               if not isinstance(c, str) else f"{r} (class {c!r})"
+                               for r, c in zip(rows[sole][:10], classes[:10]))
             warnings.warn(
                 f"Removing training row(s) {listed} leaves a class without rows: a "
                 "refit could not predict that class, so these leave-one-out "

@@ -10,7 +10,7 @@ from contextlib import nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["limit_small"]
+__all__ = ["limit_small", "one_blas_thread"]
 
 #: problems with fewer entries (rows x parameters) run on one BLAS thread
 SMALL = 2_000_000
@@ -19,9 +19,16 @@ _controller = None
 
 def limit_small(n_rows, n_parameters):
     """Context manager: one BLAS thread when ``n_rows * n_parameters`` is small."""
-    global _controller
     if n_rows * n_parameters >= SMALL:
         return nullcontext()
+    return one_blas_thread()
+
+
+def one_blas_thread():
+    """Context manager: one BLAS thread, through a controller made once per
+    process (entering ``threadpool_limits`` rescans the loaded libraries, about
+    5 ms each time)."""
+    global _controller
     if _controller is None:
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")

@@ -47,6 +47,9 @@ def check_influence_components(g, out):
 def check_svm_smoothing(g, out):
     assert g["ours"][0.01] > 0.85
     assert g["ours"][0.01] > g["ours"][0.1]
+    # the exact path equals the certified refits; non-support vectors are 0
+    assert g["gap"] <= 1e-10 * np.abs(g["refit"]).max()
+    assert np.all(g["exact"][:, ~g["support"]] == 0)
 
 
 def check_logistic_vs_svm(g, out):

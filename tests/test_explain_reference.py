@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
-from sklearn.svm import LinearSVC
+from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils.class_weight import compute_class_weight
 
 from skinfluence import InfluenceExplainer
@@ -53,6 +53,28 @@ def make_reference(model, smoothing=0.01):
         def objective(t, X, y, sw):
             W, _ = _unpack(t, K, p, fit_intercept)
             return np.sum(sw * test_loss(t, X, y)) + alpha * np.sum(W**2)
+
+        return theta, objective, test_loss
+
+    if isinstance(model, LinearSVR):
+        C, isc, eps = model.C, model.intercept_scaling, model.epsilon
+        squared = model.loss == "squared_epsilon_insensitive"
+
+        def test_loss(t, X, y):
+            W, b = _unpack(t, K, p, fit_intercept)
+            excess = np.maximum(0, np.abs(y - X @ W[0] - b[0]) - eps)
+            return excess**2 if squared else excess
+
+        def objective(t, X, y, sw):
+            W, b = _unpack(t, K, p, fit_intercept)
+            r = y - X @ W[0] - b[0]
+            if squared:
+                loss = np.maximum(0, np.abs(r) - eps) ** 2
+            else:
+                loss = smoothing * (np.logaddexp(0, (r - eps) / smoothing)
+                                    + np.logaddexp(0, (-r - eps) / smoothing))
+            pen = 0.5 * np.sum(W**2) + (np.sum(b**2) / (2 * isc**2) if fit_intercept else 0)
+            return C * np.sum(sw * loss) + pen
 
         return theta, objective, test_loss
 
@@ -157,6 +179,17 @@ def reference_influence(model, X, y, sw, X_test, y_test, smoothing=0.01, theta=N
     return test.T @ H_inv @ removal
 
 
+def _hinge_support(model, X, y):
+    """Rows of a binary hinge fit whose dual multiplier is not 0.
+
+    A row off its margin (margin > 1) has multiplier 0, and removing it leaves
+    the optimum unchanged, so its influence is 0; rows of a tight fit
+    (tol=1e-10) within 1e-6 of the margin count as support vectors.
+    """
+    sign = np.where(y == model.classes_[1], 1.0, -1.0)
+    return sign * model.decision_function(X) <= 1.0 + 1e-6
+
+
 # ------------------------------------------------------------------- cases
 def _data(n=36, p=4, n_classes=2, seed=0, regression=False):
     rng = np.random.default_rng(seed)
@@ -191,7 +224,11 @@ CASES = {
     "svc-squared-weights": (LinearSVC(C=0.5, class_weight={0: 3.0}, intercept_scaling=2.0), 2, True),
     "svc-ovr": (LinearSVC(C=0.3, class_weight={1: 2.0}, dual=False, tol=1e-10), 3, True),
     "svc-ovr-balanced": (LinearSVC(C=0.3, class_weight="balanced", dual=False), 3, False),
-    "svc-hinge": (LinearSVC(loss="hinge", C=0.5, max_iter=100_000), 2, False),
+    "svc-hinge": (LinearSVC(loss="hinge", C=0.5, tol=1e-10, max_iter=100_000), 2, False),
+    "svr": (LinearSVR(C=0.5, epsilon=0.5, tol=1e-10, max_iter=100_000), True, False),
+    "svr-squared-weights": (LinearSVR(loss="squared_epsilon_insensitive", C=0.5,
+                                      epsilon=0.3, dual=False, tol=1e-10,
+                                      intercept_scaling=2.0), True, True),
 }
 
 
@@ -210,6 +247,14 @@ def test_explain_matches_independent_reference(name):
     influence = explainer.fit(X, y, sample_weight=sw if weighted else None).explain(
         X_test, y_test)
     expected = reference_influence(model, X, y, sw, X_test, y_test, smoothing)
+    if getattr(model, "loss", None) == "hinge":
+        expected[:, ~_hinge_support(model, X, y)] = 0.0
+    if getattr(model, "loss", None) == "epsilon_insensitive":
+        # rows strictly inside the tube have multiplier 0: removing one leaves
+        # the optimum unchanged
+        inside = np.abs(y - model.predict(X)) < model.epsilon - 1e-6
+        assert inside.any()
+        expected[:, inside] = 0.0
     scale = np.abs(expected).max()
     assert scale > 0
     np.testing.assert_allclose(influence, expected, rtol=0, atol=1e-6 * scale)
@@ -245,7 +290,7 @@ def test_dual_form_matches_reference(name):
 
 def test_smoothing_resolve_moves_to_the_smoothed_optimum():
     """With smoothing_resolve the influence is taken at the smoothed optimum."""
-    model = LinearSVC(loss="hinge", C=0.5, max_iter=100_000)
+    model = LinearSVC(loss="hinge", C=0.5, tol=1e-10, max_iter=100_000)
     X, y = _data(n_classes=2)
     model.fit(X, y)
     coef = model.coef_.copy()
@@ -259,5 +304,6 @@ def test_smoothing_resolve_moves_to_the_smoothed_optimum():
     np.testing.assert_array_equal(model.coef_, coef)
     X_test, y_test = X[:5] + 0.1, y[:5]
     expected = reference_influence(model, X, y, sw, X_test, y_test, 0.1, theta=theta)
+    expected[:, ~_hinge_support(model, X, y)] = 0.0
     np.testing.assert_allclose(explainer.explain(X_test, y_test), expected, rtol=0,
                                atol=1e-6 * np.abs(expected).max())

@@ -13,7 +13,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from ..exact import newton_block, polish_optimum
+from ..exact import hinge_path_self_loss, newton_block, polish_optimum
 
 __all__ = ["validation_influence", "loo_self_loss", "rank_suspicious", "SUSPICION"]
 
@@ -48,7 +48,8 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     diagonal of ``explain(X_train, y_train, method="newton")`` in O(n K^2)
     from the cached leverage blocks (exact for squared loss: the PRESS
     residual). ``"exact"``: every leave-one-out optimum by the Newton engine
-    of :meth:`~skinfluence.InfluenceExplainer.loo` (``method="newton"``),
+    of :meth:`~skinfluence.InfluenceExplainer.loo` (``method="newton"``;
+    the decremental path for the hinge, :func:`~skinfluence.exact.hinge_path_self_loss`),
     but each row's loss is evaluated only at its own optimum, O(n d) per
     row and optimum instead of the ``n x n`` matrix.
     """
@@ -70,6 +71,8 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     if family.quadratic:
         return loo_self_loss(fitted, "newton_step")
     X, y, sw = problem.X, problem.y, problem.sample_weight
+    if family.exact_engine == "hinge_path":  # the true hinge, not the smoothed one
+        return hinge_path_self_loss(family, X, y, sw, n_jobs=n_jobs)
     theta, _ = polish_optimum(family, X, y, sw)
     full = family.bind(X, y, sw, theta)
     base = family.loss(full.Y, full.Z)

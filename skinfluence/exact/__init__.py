@@ -2,7 +2,8 @@
 
 Refits of estimator clones (:mod:`.refit`) work for every model; Newton's
 method on the family's own objective (:mod:`.newton`) is exact in closed form
-for squared loss and converges in a few steps for the other smooth losses.
+for squared loss and converges in a few steps for the other smooth losses; the
+decremental path (:mod:`.hinge_path`) is exact for the hinge.
 """
 
 import inspect
@@ -11,6 +12,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .active_set import active_set_loo, active_set_loo_parameters, l1_minimize
+from .hinge_path import hinge_path_loo, hinge_path_self_loss
 from .huber import huber_loo
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
 from .polish import POLISHERS, polish
@@ -25,6 +27,7 @@ ENGINES = {
     "huber": huber_loo,
     "rebalanced": rebalanced_loo,
     "active_set": active_set_loo,
+    "hinge_path": hinge_path_loo,
 }
 
 
@@ -32,7 +35,8 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
               n_jobs=None, verbose=0, tol=LOO_TOL, return_info=False):
     """The family's exact leave-one-out engine (``loo(method="exact")``).
 
-    Closed form for squared loss, Newton's method for the smooth losses.
+    Closed form for squared loss, Newton's method for the smooth losses, the
+    decremental path for the hinge.
     Families without an exact engine raise a ``ValueError`` that names the
     alternative. ``tol`` and ``return_info`` as in :func:`newton_loo`.
     """
@@ -68,6 +72,8 @@ __all__ = [
     "l1_minimize",
     "exact_loo",
     "huber_loo",
+    "hinge_path_loo",
+    "hinge_path_self_loss",
     "loo_refit",
     "newton_block",
     "newton_loo",

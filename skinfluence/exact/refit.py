@@ -5,9 +5,12 @@ one task per batch of removals, each worker's BLAS and OpenMP pools limited to
 one thread, so the numbers are the same for any ``n_jobs`` or backend.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     GammaRegressor,
     HuberRegressor,
@@ -24,7 +27,7 @@ from sklearn.linear_model import (
     RidgeCV,
     TweedieRegressor,
 )
-from sklearn.svm import LinearSVC
+from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils import Bunch, check_array
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
@@ -51,10 +54,13 @@ def tight_clone(estimator, tol=1e-10):
     * Lasso, ElasticNet: coordinate descent at ``tol=1e-14``,
       ``max_iter=1_000_000``, cyclic, warm started; LassoCV and ElasticNetCV
       become the ElasticNet of their chosen ``alpha_`` (and ``l1_ratio_``).
-    * LogisticRegression with liblinear and LinearSVC: ``tol=tol``,
-      ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` uses the
-      primal Newton solver (``dual=False``); ``loss="hinge"`` keeps the true
-      hinge (dual coordinate descent).
+    * LogisticRegression with liblinear, LinearSVC and LinearSVR: ``tol=tol``,
+      ``max_iter=100_000``. LinearSVC with ``loss="squared_hinge"`` (LinearSVR
+      with ``loss="squared_epsilon_insensitive"``) uses the primal Newton
+      solver (``dual=False``); ``loss="hinge"`` (``"epsilon_insensitive"``)
+      keeps the true loss (dual coordinate descent, which shuffles the rows).
+      Their refits are polished to the exact optimum and certified by its KKT
+      conditions and duality gap (see :func:`refit_loo`).
     * Ridge: the SVD solver (exact, and accurate on ill-conditioned data; the
       refit engine uses conjugate gradients at ``tol=1e-12`` for sparse
       data); a fitted RidgeCV becomes a Ridge with its chosen ``alpha_`` (one
@@ -113,9 +119,9 @@ def tight_clone(estimator, tol=1e-10):
                        warm_start=True)
     elif isinstance(est, HuberRegressor):
         est.set_params(tol=1e-12, max_iter=100_000, warm_start=False)
-    elif isinstance(est, LinearSVC):
+    elif isinstance(est, (LinearSVC, LinearSVR)):
         est.set_params(tol=tol, max_iter=100_000)
-        if est.loss == "squared_hinge":
+        if est.loss in ("squared_hinge", "squared_epsilon_insensitive"):
             est.set_params(dual=False)
     elif isinstance(est, Ridge):
         est.set_params(solver="svd")
@@ -150,31 +156,44 @@ def _for_data(estimator, X):
 
 
 def _fit_polished(estimator, X, y, sample_weight, warm=None):
-    """Fit a clone and polish it: ``(fitted, family, theta, n_iter, decrement)``.
+    """Fit a clone and polish it: ``(fitted, family, theta, n_iter, decrement,
+    certified)``.
 
     Smooth, non-quadratic families are polished on their own objective to the
     floor of the Newton decrement (the solver's ``tol`` leaves errors of the
     order of a leave-one-out step); direct least-squares solvers are exact
-    already, the hinge is not smooth, and a refit of stochastic gradient
-    descent is another run of it, not an optimum.
+    already, and a refit of stochastic gradient descent is another run of it,
+    not an optimum. liblinear's support-vector solvers can stall short of the
+    optimum (on collinear data even at ``tol=1e-10``): a LinearSVC or
+    LinearSVR refit is moved to the exact optimum of its objective
+    (``family.exact_solution``) and ``certified`` says whether its KKT
+    conditions and duality gap certify it.
     """
     est = clone(estimator)
     if warm is not None:
         est.coef_ = warm[0].copy()
         est.intercept_ = warm[1].copy()
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-    est.fit(X, y, **fit_params)
+    svm = isinstance(est, (LinearSVC, LinearSVR))
+    with warnings.catch_warnings():
+        if svm:  # a stall is caught by the certificate below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y, **fit_params)
     family = family_for(est)  # the test loss is the true (unsmoothed) loss
     n_iter = getattr(est, "n_iter_", None)
     n_iter = 1 if n_iter is None else int(np.max(n_iter))
+    if svm:
+        solution = family.exact_solution(X, y, sample_weight)
+        family = family.with_theta(solution.theta)
+        return est, family, family.theta, n_iter, 0.0, bool(solution.certified)
     if (family.quadratic or family.smoothed or getattr(family, "stochastic", False)
             or family.exact_engine == "active_set"):  # L1: exact coordinate descent
-        return est, family, family.theta, n_iter, 0.0
+        return est, family, family.theta, n_iter, 0.0, True
     if family.exact_engine in POLISHERS:
         family = POLISHERS[family.exact_engine](family, X, y, sample_weight)
-        return est, family, family.theta, n_iter, 0.0
+        return est, family, family.theta, n_iter, 0.0, True
     theta, info = polish_optimum(family, X, y, sample_weight)
-    return est, family, theta, n_iter + info.n_iter, info.decrement
+    return est, family, theta, n_iter + info.n_iter, info.decrement, True
 
 
 def _warm_start(fitted, family, theta):
@@ -190,11 +209,13 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
     out = []
     n_iter = np.zeros(len(removals), dtype=int)
     relative = np.zeros(len(removals))
+    certified = np.ones(len(removals), dtype=bool)
     with threadpool_limits(1):
         for position, removed in enumerate(removals):
             keep = np.ones(X.shape[0], dtype=bool)
             keep[removed] = False
-            fitted, refit_family, theta, n_iter[position], decrement = _fit_polished(
+            (fitted, refit_family, theta, n_iter[position], decrement,
+             certified[position]) = _fit_polished(
                 estimator, X[keep], y[keep],
                 None if sample_weight is None else sample_weight[keep], warm)
             if family is None:  # the refit's own basis (a kernel map's design)
@@ -210,7 +231,7 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
                                             is None else sample_weight[keep], theta)
                 size = np.sqrt(max(float(step @ problem.hvp(step)), 0.0))
                 relative[position] = decrement / size if size > 0 else 0.0
-    return np.stack(out), n_iter, relative
+    return np.stack(out), n_iter, relative, certified
 
 
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
@@ -232,7 +253,8 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     """
     est = _for_data(tight_clone(estimator, tol=tol), X)
     with threadpool_limits(1):
-        full, full_family, theta_full, _, _ = _fit_polished(est, X, y, sample_weight)
+        full, full_family, theta_full, _, _, full_certified = _fit_polished(
+            est, X, y, sample_weight)
     base = (full_family.test_quantity(full_family.design(X_test), y_test, theta_full)
             if family is None else family.test_quantity(X_test, y_test, theta_full))
     warm = (_warm_start(full, full_family, theta_full)
@@ -245,9 +267,20 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
         for batch in _batches(np.arange(len(removals)), n_jobs)
     )
     values = np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
+    certified = np.concatenate([p[3] for p in parts])
     info = Bunch(n_iter=np.concatenate([p[1] for p in parts]),
                  decrement=np.concatenate([p[2] for p in parts]))
-    info.converged = info.decrement <= 1e-6
+    info.converged = (info.decrement <= 1e-6) & certified
+    if not (full_certified and certified.all()):
+        failed = [removals[i].tolist() if removals[i].size > 1 else int(removals[i][0])
+                  for i in np.flatnonzero(~certified)]
+        warnings.warn(
+            f"{type(estimator).__name__} refits did not converge to a certified "
+            f"optimum {'on all rows (the baseline) and ' if not full_certified else ''}"
+            f"without {len(failed)} of the removed rows: {failed[:20]}"
+            f"{' ...' if len(failed) > 20 else ''}. Their leave-one-out values may be "
+            "wrong; for LinearSVC(loss='hinge') use method='exact'.",
+            ConvergenceWarning, stacklevel=3)
     return (values, info) if return_info else values
 
 
@@ -262,7 +295,10 @@ def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
     :meth:`InfluenceExplainer.explain`.
 
     A supported linear model is refitted as a tightly converged clone (see
-    :func:`tight_clone`) and measured by its own test loss. Any other
+    :func:`tight_clone`), polished to the exact optimum (LinearSVC and
+    LinearSVR refits certified by their KKT conditions and duality gap; a
+    ``ConvergenceWarning`` names the rows whose refit is not) and measured by
+    its own test loss. Any other
     estimator or Pipeline (refitted whole) is measured by the per-row log-loss
     when it has ``predict_proba`` (probabilities clipped to machine epsilon,
     as :func:`sklearn.metrics.log_loss`), the per-row squared error for a

@@ -23,7 +23,7 @@ from sklearn.linear_model import (
     TweedieRegressor,
 )
 from sklearn.kernel_ridge import KernelRidge
-from sklearn.svm import LinearSVC
+from sklearn.svm import LinearSVC, LinearSVR
 
 from ._base import BoundProblem, LinearFamily, safe_dot
 from .glm import TweedieFamily
@@ -32,6 +32,7 @@ from .sgd import SGDClassifierFamily, SGDRegressorFamily
 from .kernel_ridge import KernelRidgeFamily
 from .lasso import LassoFamily
 from .linear_svc import LinearSVCFamily
+from .linear_svr import LinearSVRFamily
 from .logistic import BinaryLogisticFamily, MultinomialLogisticFamily, logistic_family
 from .multi_output import MultiOutputSquaredFamily, squared_loss_family
 from .ridge_classifier import RidgeClassifierFamily
@@ -52,6 +53,7 @@ __all__ = [
     "HuberFamily",
     "SGDClassifierFamily",
     "SGDRegressorFamily",
+    "LinearSVRFamily",
     "family_for",
     "has_family",
     "SUPPORTED_ESTIMATORS",
@@ -78,6 +80,7 @@ _REGISTRY = {
     ElasticNet: LassoFamily.from_estimator,
     LassoCV: LassoFamily.from_estimator,
     ElasticNetCV: LassoFamily.from_estimator,
+    LinearSVR: LinearSVRFamily.from_estimator,
 }
 
 SUPPORTED_ESTIMATORS = tuple(cls.__name__ for cls in _REGISTRY)

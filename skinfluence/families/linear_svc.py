@@ -28,11 +28,13 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.special import expit
 from sklearn.svm import LinearSVC
+from sklearn.utils import Bunch
 
 from ._classification import ClassificationFamily
+from ._svm_dual import LinearRows, SupportVectorDual
 
 
-class LinearSVCFamily(ClassificationFamily):
+class LinearSVCFamily(SupportVectorDual, ClassificationFamily):
     """One-vs-rest (squared) hinge loss with liblinear's penalised intercept.
 
     Parameters
@@ -50,6 +52,7 @@ class LinearSVCFamily(ClassificationFamily):
     """
 
     supported = (LinearSVC,)
+    estimator_name = "LinearSVC"
     #: rows whose margin is within this distance of 1 count as on the margin
     margin_band = 1e-2
 
@@ -60,12 +63,16 @@ class LinearSVCFamily(ClassificationFamily):
         self.intercept = np.array(intercept, dtype=float).ravel()
         self.loss_name = loss
         self.smoothed = loss == "hinge"
-        # the smoothed objective's Newton LOO is not the hinge's exact LOO
-        self.exact_engine = None if self.smoothed else "newton"
+        self.squared_slack = not self.smoothed
+        # the hinge's exact LOO is the decremental path, not Newton on the
+        # smoothed objective
+        self.exact_engine = "hinge_path" if self.smoothed else "newton"
         self.smoothing = float(smoothing)
         self.fit_intercept = bool(fit_intercept)
         self.intercept_scaling = float(intercept_scaling)
         self._init_classes(classes, class_weight, C)
+        #: the estimator's own parameters (kept when :meth:`with_theta` moves)
+        self.fitted_theta = self.theta
 
     @classmethod
     def from_estimator(cls, estimator, *, smoothing=0.03, **_):
@@ -185,3 +192,45 @@ class LinearSVCFamily(ClassificationFamily):
         columns = problem.row_gradients(problem.X[rows], R)
         fit = lsq_linear(columns, -gradient, bounds=(0.0, 1.0))
         return gradient + columns @ fit.x
+
+    # ------------------------------------------------------ exact solution
+    @property
+    def removal_moves_others(self):
+        """True when removing a row changes other rows' weights ("balanced")."""
+        return isinstance(self.class_weight, str) and self.class_weight == "balanced"
+
+    def dual_problems(self, X, y, sample_weight):
+        """liblinear's problem of each one-vs-rest output (see :mod:`._svm_dual`).
+
+        Rows ``z_i = y_ik [x_i, intercept_scaling]``, targets 1, boxes
+        ``[0, c_ik]`` (the hinge) or weights ``c_ik`` (the squared hinge).
+        """
+        Y = self.encode_target(y)
+        bounds = self.dual_bounds(y, sample_weight)
+        scaling = self.intercept_scaling if self.fit_intercept else None
+        n = X.shape[0]
+        return [
+            Bunch(rows=LinearRows(X, Y[:, k], intercept_scaling=scaling),
+                  target=np.ones(n), lower=lower, upper=upper)
+            for k, (lower, upper) in enumerate(bounds)
+        ]
+
+    def dual_bounds(self, y, sample_weight):
+        """``(lower, upper)`` of every output's rows for these sample weights."""
+        weights = self.row_weights(y, sample_weight)
+        return [(np.zeros(weights.shape[0]), weights[:, k].copy())
+                for k in range(weights.shape[1])]
+
+    def liblinear_theta(self, theta):
+        """One liblinear parameter vector ``[w_k, b_k / intercept_scaling]`` per output."""
+        Theta = np.array(theta, dtype=float).reshape(self.n_outputs, self.n_columns)
+        if self.fit_intercept:
+            Theta[:, -1] /= self.intercept_scaling
+        return list(Theta)
+
+    def from_liblinear(self, thetas):
+        """The flat parameters of one liblinear vector per output."""
+        Theta = np.array(thetas, dtype=float).reshape(self.n_outputs, self.n_columns)
+        if self.fit_intercept:
+            Theta[:, -1] *= self.intercept_scaling
+        return Theta.ravel()
