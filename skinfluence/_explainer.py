@@ -1,6 +1,7 @@
 """InfluenceExplainer: influence of training rows on test predictions."""
 
 import functools
+import inspect
 import warnings
 from copy import deepcopy
 from numbers import Integral, Real
@@ -23,7 +24,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import applications
+from . import _labels, applications
 from ._fitcheck import FitWarning
 from ._fitted import FittedInfluence
 from ._resolve import resolve, sample_weight_key
@@ -82,6 +83,37 @@ def _check_chunk_size(chunk_size):
         raise ValueError(
             f"chunk_size must be a positive integer (test rows per chunk) or None "
             f"(sized from scikit-learn's working_memory); got {chunk_size!r}.")
+
+
+def _labelled(kind, x="X", rows=None):
+    """Return the method's result labelled like the caller's data (see
+    :mod:`skinfluence._labels`): ``x`` names the test-rows argument, ``rows``
+    the argument selecting training rows."""
+
+    def decorator(method):
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            result = method(self, *args, **kwargs)
+            arguments = signature.bind(self, *args, **kwargs).arguments
+            positions = None
+            if rows is not None and arguments.get(rows) is not None:
+                positions = self.influence_.train_rows(arguments[rows])
+            return _labels.label(self, kind, result, X=arguments.get(x) if x else None,
+                                 rows=positions)
+
+        return wrapper
+
+    return decorator
+
+
+def _pandas_available():
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _estimator_has(attr):
@@ -226,6 +258,20 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         are more than 1e-3 (relative) from it: influence and
         ``loo(method="exact")`` describe that optimum.
 
+    output : {"auto", "numpy", "pandas"}, default="auto"
+        "auto" labels results like the data: when the training ``X`` (or the
+        test ``X`` of a call) is a DataFrame, :meth:`explain`, :meth:`loo` and
+        :meth:`prediction_influence` return DataFrames (index: test rows,
+        columns: training rows, by their index labels), one value per training
+        row comes back as a Series on the training index,
+        :meth:`group_influence` names its columns by group,
+        :meth:`parameter_influence` names parameters by feature (the intercept
+        last, ``"intercept"``), :meth:`top_influencers` returns a tidy long
+        DataFrame (test, direction, rank, train, influence) and
+        :meth:`regression_diagnostics` gains ``frame``, one row per training
+        row. "numpy" always returns arrays; "pandas" always labels (by position
+        for arrays).
+
     Attributes
     ----------
     estimator_ : estimator
@@ -297,12 +343,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         "smoothing_resolve": ["boolean"],
         "polish": ["boolean"],
         "gradient_tol": [Interval(Real, 0, None, closed="neither")],
+        "output": [StrOptions(set(_labels.OUTPUTS))],
     }
 
     def __init__(self, estimator, *, solver="direct", smoothing=0.03,
                  smoothing_resolve=True, polish=False, damping=0.0, tol=1e-8,
                  max_iter=None, solver_params=None, random_state=None,
-                 gradient_tol=0.05):
+                 gradient_tol=0.05, output="auto"):
         self.estimator = estimator
         self.solver = solver
         self.smoothing = smoothing
@@ -314,6 +361,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         self.solver_params = solver_params
         self.random_state = random_state
         self.gradient_tol = gradient_tol
+        self.output = output
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -364,6 +412,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 fit_params[sample_weight_key(estimator)] = sample_weight
             estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator
+        self._training_index = _labels.index_of(X)
         if hasattr(estimator, "feature_names_in_"):
             self.feature_names_in_ = estimator.feature_names_in_
             validate_data(self, X, skip_check_array=True, reset=False)
@@ -480,6 +529,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return family.design(X)
 
     # -------------------------------------------------------------- explain
+    @_labelled("test_train")
     @_limit_small_threads
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
                 dtype=np.float64):
@@ -540,6 +590,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                                        method=method,
                                        chunk_size=chunk_size, dtype=dtype)
 
+    @_labelled("top")
     @_limit_small_threads
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
         """The ``k`` most helpful and most harmful training rows of each test row.
@@ -587,6 +638,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                                                k=k,
                                                chunk_size=chunk_size, dtype=dtype)
 
+    @_labelled("test_train", rows="train_indices")
     @_limit_small_threads
     def loo(self, X, y=None, *, method="refit", train_indices=None, n_jobs=None,
             verbose=0, tol=None):
@@ -720,6 +772,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                             random_state=random_state, n_jobs=n_jobs,
                             verbose=verbose, plot=plot, ax=ax)
 
+    @_labelled("train", x=None)
     def self_influence(self):
         """Each training row's influence on its own loss.
 
@@ -749,6 +802,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return limit_small(self.problem_.n_samples, self.family_.n_parameters)
 
     # ------------------------------------------------- cleaning and debugging
+    @_labelled("train", x="X_val")
     def validation_influence(self, X_val, y_val=None):
         """Net influence of each training row on the total loss of a validation set.
 
@@ -881,13 +935,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 self.influence_, self._prepare_X(X_eval), functional, y_eval, groups,
                 method=method, temperature=temperature, second_order=second_order,
                 train_groups=train_groups, n_jobs=n_jobs)
-        return self._per_training_row(values, train_groups)
+        return self._per_training_row(values, train_groups, X=X_eval)
 
-    def _per_training_row(self, values, train_groups=None):
-        """One value per training row (or group) as returned to the user: the
-        place where labelled (pandas) output is made."""
-        return values
+    def _per_training_row(self, values, train_groups=None, X=None):
+        """One value per training row (or per group of training rows),
+        labelled like the caller's data."""
+        if train_groups is not None:
+            return values
+        return _labels.label(self, "train", values, X=X)
 
+    @_labelled("train", x=None)
     def loo_self_loss(self, method="newton_step", n_jobs=None):
         """Change of each training row's own loss when it is left out.
 
@@ -929,6 +986,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             return applications.loo_self_loss(self.influence_, method=method,
                                               n_jobs=n_jobs)
 
+    @_labelled("ranking", x="X_val")
     def rank_suspicious(self, method="self_influence", X_val=None, y_val=None):
         """Training rows ranked by how suspicious they look (label errors).
 
@@ -1041,12 +1099,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             raise ValueError("group_influence needs groups: one label per training "
                              "row or a list of index arrays.")
         with self._small_threads():
-            out, _ = applications.group_influence(
+            out, labels = applications.group_influence(
                 self.influence_, self._prepare_X(X), self._prepare_y(y), groups,
                 method=method,
                 n_jobs=n_jobs)
-        return out
+        return _labels.label(self, "groups", out, X=X, groups=labels)
 
+    @_labelled("parameters", x=None, rows="rows")
     def parameter_influence(self, rows=None, *, method="first_order"):
         """Change of the coefficients when each training row is removed.
 
@@ -1091,6 +1150,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             return applications.parameter_influence(self.influence_, rows,
                                                     method=method)
 
+    @_labelled("test_train")
     def prediction_influence(self, X, *, method="first_order"):
         """Change of the model output on ``X`` when each training row is removed.
 
@@ -1191,9 +1251,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             if self.family_.is_classifier:
-                return applications.glm_diagnostics(self.influence_,
-                                                    exact_dfbeta=exact_dfbeta)
-            return applications.regression_diagnostics(self.influence_)
+                diagnostics = applications.glm_diagnostics(self.influence_,
+                                                           exact_dfbeta=exact_dfbeta)
+            else:
+                diagnostics = applications.regression_diagnostics(self.influence_)
+        if self.output != "numpy" and _pandas_available():
+            diagnostics.frame = _labels.diagnostics_frame(self, diagnostics)
+        return diagnostics
 
     def support_changes(self, train_indices=None):
         """Training rows whose removal would change an L1 model's support.

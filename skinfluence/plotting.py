@@ -208,11 +208,11 @@ class EstimatedVsActualDisplay:
         display : EstimatedVsActualDisplay
         """
         _pyplot(f"{cls.__name__}.from_explainer")
-        estimated = explainer.explain(X, y, method=method)
+        estimated = np.asarray(explainer.explain(X, y, method=method))
         if train_indices is not None:
             estimated = estimated[:, explainer.influence_.train_rows(train_indices)]
-        actual = explainer.loo(X, y, method=loo_method, train_indices=train_indices,
-                               n_jobs=n_jobs)
+        actual = np.asarray(explainer.loo(X, y, method=loo_method,
+                                          train_indices=train_indices, n_jobs=n_jobs))
         if title is None:
             title = f"{method} ({explainer.solver}) vs {loo_method} LOO"
         return cls.from_estimates(estimated, actual, labels=labels, ax=ax,
@@ -350,7 +350,7 @@ class InfluenceVsDistanceDisplay:
         X = _one_row(X, "X")
         if y is not None:
             y = np.atleast_1d(np.asarray(y))
-        influence = explainer.explain(X, y)[0]
+        influence = np.asarray(explainer.explain(X, y))[0]
         problem = explainer.problem_
         w = coef[0]
         X_train = problem.X
@@ -590,7 +590,7 @@ class InfluentialRowsDisplay:
         _pyplot(f"{cls.__name__}.from_explainer")
         X_row = _one_row(X, "X")
         y_row = None if y is None else np.atleast_1d(np.asarray(y))
-        influence = explainer.explain(X_row, y_row)[0]
+        influence = np.asarray(explainer.explain(X_row, y_row))[0]
         if X_train is None:
             X_train = explainer.problem_.X
         if y_train is None:

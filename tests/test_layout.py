@@ -22,6 +22,7 @@ LAYERS = {
     "datasets": 0,
     "_influence": 0,
     "_threads": 0,
+    "_labels": 0,
     "_resolve": 0,
     "exact": 1,
     "_fitcheck": 1,

@@ -169,7 +169,9 @@ def glm_diagnostics(fitted, exact_dfbeta=True):
     M = leverage_blocks(at_optimum, optimum_solver)
     h = at_optimum.curvature[:, 0] * M[:, 0, 0]
     variance = p_hat * (1.0 - p_hat)
-    pearson = np.sqrt(w) * (target - p_hat) / np.sqrt(variance)
+    with np.errstate(divide="ignore", invalid="ignore"):  # p_hat of 0 or 1
+        pearson = np.where(variance > 0, np.sqrt(w) * (target - p_hat)
+                           / np.sqrt(variance), 0.0)
     deviance_terms = -2.0 * family.output_losses(at_optimum.Y, at_optimum.Z)[:, 0]
     deviance = np.sign(target - p_hat) * np.sqrt(np.maximum(-w * deviance_terms, 0.0))
     penalised = np.any(at_optimum.penalty > 0)

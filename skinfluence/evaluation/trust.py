@@ -51,9 +51,10 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
     X_s = _safe_indexing(X, test_rows)
     y_s = None if y is None else _safe_indexing(y, test_rows)
 
-    estimated = explainer.explain(X_s, y_s, method=method)[:, train_rows]
-    actual = explainer.loo(X_s, y_s, method=loo_method, train_indices=train_rows,
-                           n_jobs=n_jobs, verbose=verbose)
+    estimated = np.asarray(explainer.explain(X_s, y_s, method=method))[:, train_rows]
+    actual = np.asarray(explainer.loo(X_s, y_s, method=loo_method,
+                                      train_indices=train_rows, n_jobs=n_jobs,
+                                      verbose=verbose))
     gap = np.abs(estimated - actual).ravel()
     worst = np.argsort(-gap, kind="stable")[:n_disagreements]
     rows, cols = np.unravel_index(worst, estimated.shape)
