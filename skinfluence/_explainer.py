@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -31,6 +32,7 @@ from ._resolve import resolve, sample_weight_key
 from ._threads import limit_small
 from .estimators import representer_decomposition
 from .evaluation import optimality_gap, trust_report
+from .exact import refit_pipeline_loo
 from .families import family_for
 
 __all__ = ["InfluenceExplainer"]
@@ -114,6 +116,10 @@ def _pandas_available():
     except ImportError:
         return False
     return True
+
+
+def _unfrozen(estimator):
+    return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
 
 
 def _estimator_has(attr):
@@ -413,6 +419,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator
         self._training_index = _labels.index_of(X)
+        # references (no copies), for refit="pipeline"
+        self._training_data = (X, y, sample_weight)
         if hasattr(estimator, "feature_names_in_"):
             self.feature_names_in_ = estimator.feature_names_in_
             validate_data(self, X, skip_check_array=True, reset=False)
@@ -641,7 +649,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     @_labelled("test_train", rows="train_indices")
     @_limit_small_threads
     def loo(self, X, y=None, *, method="refit", train_indices=None, n_jobs=None,
-            verbose=0, tol=None):
+            verbose=0, tol=None, refit="final_step"):
         """Actual change of each test loss when each training row is removed.
 
         The exact quantity :meth:`explain` estimates, with the same sign, units
@@ -704,6 +712,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             after which each refit of a smooth model is polished by Newton on
             its own objective. Rows that do not converge are named in a
             warning; ``loo_info_`` holds ``n_iter`` and ``converged`` per row.
+        refit : {"final_step", "pipeline"}, default="final_step"
+            What a removal refits when the estimator is a Pipeline.
+            "final_step": the model, on the rows as the fitted preprocessing
+            transformed them (the preprocessing held fixed, the quantity that
+            :meth:`explain` estimates). "pipeline" (``method="refit"`` only):
+            the whole pipeline, preprocessing included, which is what a user
+            refitting the pipeline without the row gets; a scaler's mean and
+            variance move with the row, so the two can differ by a few
+            percent.
 
         Returns
         -------
@@ -720,11 +737,35 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
                 f"method must be 'refit', 'newton' or 'exact'; got {method!r}.")
         if tol is not None and not (isinstance(tol, Real) and tol > 0):
             raise ValueError(f"tol must be a positive number; got {tol!r}.")
+        if refit not in ("final_step", "pipeline"):
+            raise ValueError(
+                f"refit must be 'final_step' or 'pipeline'; got {refit!r}.")
+        if refit == "pipeline":
+            return self._refit_pipeline(X, y, method, train_indices, n_jobs, verbose,
+                                        tol)
         out = self.influence_.loo(self._prepare_X(X), self._prepare_y(y),
                                   method=method, rows=train_indices, n_jobs=n_jobs,
                                   verbose=verbose, tol=tol)
         self.loo_info_ = self.influence_.loo_info
         return out
+
+    def _refit_pipeline(self, X, y, method, train_indices, n_jobs, verbose, tol):
+        """``loo(refit="pipeline")``: refits of the whole Pipeline."""
+        pipeline = _unfrozen(self.estimator_)
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+            raise ValueError(
+                "refit='pipeline' refits a Pipeline with its preprocessing; the "
+                f"estimator is a {type(pipeline).__name__}. Use refit='final_step'.")
+        if method != "refit":
+            raise ValueError(
+                f"refit='pipeline' needs method='refit' (got method={method!r}): "
+                "only refits can refit the preprocessing.")
+        X_train, y_train, sample_weight = self._training_data
+        labels = self.influence_.test_labels(self._prepare_X(X), self._prepare_y(y))
+        rows = self.influence_.train_rows(train_indices)
+        return refit_pipeline_loo(pipeline, X_train, y_train, sample_weight, X, labels,
+                                  rows, n_jobs=n_jobs, verbose=verbose,
+                                  tol=1e-10 if tol is None else tol)
 
     def trust_report(self, X, y=None, *, method="first_order", loo_method="refit",
                      n_test=5, n_train=None, k=10, random_state=None, n_jobs=None,

@@ -17,7 +17,7 @@ from .huber import huber_loo
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
 from .polish import POLISHERS, polish
 from .rebalanced import rebalanced_loo
-from .refit import loo_refit, refit_loo, tight_clone
+from .refit import loo_refit, refit_loo, refit_pipeline_loo, tight_clone
 
 #: exact leave-one-out engines by the name a family gives in ``exact_engine``;
 #: each takes ``(family, X, y, sample_weight, solver, X_test, y_test, rows)``
@@ -82,5 +82,6 @@ __all__ = [
     "polish_optimum",
     "rebalanced_loo",
     "refit_loo",
+    "refit_pipeline_loo",
     "tight_clone",
 ]

@@ -28,7 +28,8 @@ from sklearn.linear_model import (
     TweedieRegressor,
 )
 from sklearn.svm import LinearSVC, LinearSVR
-from sklearn.utils import Bunch, check_array
+from sklearn.utils import Bunch, _safe_indexing, check_array
+from sklearn.utils.validation import _num_samples
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
@@ -36,7 +37,7 @@ from ..families import family_for, has_family
 from .newton import polish_optimum
 from .polish import POLISHERS
 
-__all__ = ["loo_refit", "tight_clone", "refit_loo"]
+__all__ = ["loo_refit", "tight_clone", "refit_loo", "refit_pipeline_loo"]
 
 
 def tight_clone(estimator, tol=1e-10):
@@ -282,6 +283,88 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
             "wrong; for LinearSVC(loss='hinge') use method='exact'.",
             ConvergenceWarning, stacklevel=3)
     return (values, info) if return_info else values
+
+
+# ------------------------------------------------------------ whole pipelines
+def _pipeline_quantity(fitted, X, y, sample_weight, X_test, y_test):
+    """The final step polished on the transformed rows, measured on the test
+    rows transformed by the refitted preprocessing."""
+    preprocessing, final = fitted[:-1], fitted.steps[-1][1]
+    _, family, theta, _, _, certified = _fit_polished_on(
+        final, preprocessing.transform(X), y, sample_weight)
+    return family.test_quantity(preprocessing.transform(X_test), y_test, theta), certified
+
+
+def _fit_polished_on(final, Xt, y, sample_weight):
+    """:func:`_fit_polished` for a final step that is already fitted."""
+    family = family_for(final)
+    if (family.quadratic or family.smoothed or getattr(family, "stochastic", False)
+            or family.exact_engine == "active_set"):
+        return final, family, family.theta, 0, 0.0, True
+    if isinstance(final, (LinearSVC, LinearSVR)):
+        solution = family.exact_solution(Xt, y, sample_weight)
+        return final, family, solution.theta, 0, 0.0, bool(solution.certified)
+    if family.exact_engine in POLISHERS:
+        family = POLISHERS[family.exact_engine](family, Xt, y, sample_weight)
+        return final, family, family.theta, 0, 0.0, True
+    theta, info = polish_optimum(family, Xt, y, sample_weight)
+    return final, family, theta, info.n_iter, info.decrement, True
+
+
+def _pipeline_batch(pipeline, X, y, sample_weight, removals, X_test, y_test):
+    key = f"{pipeline.steps[-1][0]}__sample_weight"
+    out, certified = [], []
+    with threadpool_limits(1):
+        for removed in removals:
+            keep = np.ones(_num_samples(X), dtype=bool)
+            keep[removed] = False
+            fitted = clone(pipeline)
+            X_keep, y_keep = _safe_indexing(X, keep), _safe_indexing(y, keep)
+            weights = None if sample_weight is None else sample_weight[keep]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fitted.fit(X_keep, y_keep, **({} if weights is None else {key: weights}))
+            value, ok = _pipeline_quantity(fitted, X_keep, y_keep, weights, X_test,
+                                           y_test)
+            out.append(value)
+            certified.append(ok)
+    return np.stack(out), np.array(certified)
+
+
+def refit_pipeline_loo(pipeline, X, y, sample_weight, X_test, y_test, rows, *,
+                       n_jobs=None, verbose=0, tol=1e-10):
+    """Change of the explained quantity when each row is removed, refitting the
+    whole Pipeline: its preprocessing (a scaler's mean, a selector's choice)
+    is refitted too, as a user refitting the pipeline would get.
+
+    The final step is a :func:`tight_clone` (solver tolerance ``tol``),
+    polished on its transformed rows like :func:`refit_loo`'s refits. ``X``
+    and ``X_test`` are the raw inputs the pipeline takes. Returns
+    (n_test, len(rows)).
+    """
+    template = clone(pipeline)
+    name, final = template.steps[-1]
+    template.set_params(**{name: tight_clone(final, tol=tol)})
+    key = f"{name}__sample_weight"
+    full = clone(template)
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full.fit(X, y, **({} if sample_weight is None else {key: sample_weight}))
+        base, _ = _pipeline_quantity(full, X, y, sample_weight, X_test, y_test)
+    removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
+    parts = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        delayed(_pipeline_batch)(template, X, y, sample_weight,
+                                 [removals[i] for i in batch], X_test, y_test)
+        for batch in _batches(np.arange(len(removals)), n_jobs)
+    )
+    certified = np.concatenate([p[1] for p in parts])
+    if not certified.all():
+        failed = [int(removals[i][0]) for i in np.flatnonzero(~certified)]
+        warnings.warn(
+            f"Pipeline refits without rows {failed[:20]} did not reach a certified "
+            "optimum of their final step; their values may be wrong.",
+            ConvergenceWarning, stacklevel=3)
+    return np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
 
 
 def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
