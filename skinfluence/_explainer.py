@@ -701,7 +701,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``joblib.parallel_config(backend="dask")``). Each worker limits its
             BLAS/OpenMP pools to one thread. Results do not depend on it.
         verbose : int, default=0
-            joblib progress messages.
+            1 reports progress on stderr (rows done, rate, time left) about
+            every 10 s, 2 or more every second.
         tol : float, default=None
             Precision. For "newton" and "exact": each leave-one-out optimum is
             iterated until its Newton decrement (a scale-free measure of the

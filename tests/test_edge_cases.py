@@ -217,3 +217,15 @@ def test_a_single_interpolated_row_among_many():
     refit = explainer.loo(X[:3], y[:3], method="refit")
     np.testing.assert_allclose(estimate, refit, rtol=0, atol=1e-10 * np.abs(refit).max())
     assert np.isfinite(estimate).all()
+
+
+# ------------------------------------------------------------ progress
+@pytest.mark.parametrize("method", ["refit", "exact"])
+def test_long_loops_report_progress_when_verbose(method, capsys):
+    X, y = classification(n=80)
+    explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+    explainer.loo(X[:2], y[:2], method=method, verbose=2)
+    err = capsys.readouterr().err
+    assert "80/80 rows" in err and "rows/s" in err and "s left" in err
+    explainer.loo(X[:2], y[:2], method=method)
+    assert capsys.readouterr().err == ""

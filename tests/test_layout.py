@@ -23,6 +23,7 @@ LAYERS = {
     "_influence": 0,
     "_threads": 0,
     "_labels": 0,
+    "_progress": 0,
     "_resolve": 0,
     "exact": 1,
     "_fitcheck": 1,

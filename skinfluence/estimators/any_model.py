@@ -26,12 +26,13 @@ import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
 from ..exact.refit_any import ModelRefits, Unfittable, describe_failures
 from ..families import has_family
 from .subsets import draw_subsets
+from .._progress import Progress, run_tasks
 
 __all__ = ["banzhaf_refits", "shapley_refits", "subsample_refits",
            "uses_any_model"]
@@ -243,13 +244,14 @@ def shapley_refits(estimator, X, y, X_test, y_test, *, utility, n_permutations,
         full = per_row(refits.fit(np.ones(n, dtype=bool), refits.seeds(1)[0]))
     null = per_row(refits.null_model())
     chunks = range(0, n_permutations, _PERMUTATION_CHUNK)
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_permutation_chunk)(refits, per_row,
-                                    permutations[s : s + _PERMUTATION_CHUNK],
-                                    seeds[s : s + _PERMUTATION_CHUNK], full, null,
-                                    truncation_tol)
-        for s in chunks)
+    parts = run_tasks(
+        [delayed(_permutation_chunk)(refits, per_row,
+                                     permutations[s : s + _PERMUTATION_CHUNK],
+                                     seeds[s : s + _PERMUTATION_CHUNK], full, null,
+                                     truncation_tol)
+         for s in chunks],
+        [len(permutations[s : s + _PERMUTATION_CHUNK]) for s in chunks], n_jobs=n_jobs,
+        progress=Progress(n_permutations, "TMC-Shapley", verbose, unit="permutations"))
     errors = [message for p in parts for message in p[3]]
     if errors:
         warnings.warn(

@@ -102,7 +102,7 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
     n_jobs : int, default=None
         joblib workers, each limited to one BLAS thread.
     verbose : int, default=0
-        joblib verbosity; for any model, progress of the refits.
+        1 reports progress on stderr (models done, rate, time left).
 
     Returns
     -------

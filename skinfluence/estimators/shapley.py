@@ -19,9 +19,10 @@ import time
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
+from .._progress import Progress, run_tasks
 from .any_model import banzhaf_refits, shapley_refits, uses_any_model
 from .subsets import (
     SubsetEngine,
@@ -236,13 +237,15 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
         else:
             rng = check_random_state(seed)
             permutations = np.array([rng.permutation(n) for _ in range(n_permutations)])
-            parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-            parts = parallel(
-                delayed(_permutation_chunk)(eng, per_row,
-                                            permutations[s : s + _PERMUTATION_CHUNK],
-                                            full, null, truncation_tol)
-                for s in range(0, n_permutations, _PERMUTATION_CHUNK)
-            )
+            starts = range(0, n_permutations, _PERMUTATION_CHUNK)
+            parts = run_tasks(
+                [delayed(_permutation_chunk)(eng, per_row,
+                                             permutations[s : s + _PERMUTATION_CHUNK],
+                                             full, null, truncation_tol)
+                 for s in starts],
+                [len(permutations[s : s + _PERMUTATION_CHUNK]) for s in starts],
+                n_jobs=n_jobs, progress=Progress(n_permutations, "TMC-Shapley",
+                                                 verbose, unit="permutations"))
             test_values = sum(p[0] for p in parts) / n_permutations
             marginals = np.concatenate([p[1] for p in parts])
             n_fits = int(sum(p[2] for p in parts))

@@ -25,11 +25,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils import Bunch, check_array, check_random_state
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
 from ..exact import newton_minimize, tight_clone
 from ..families import family_for
+from .._progress import Progress, run_tasks
 
 __all__ = [
     "SubsetEngine",
@@ -230,11 +231,12 @@ def _subset_chunk(engine, masks, X_eval):
 
 def evaluate_subsets(engine, masks, X_eval, *, n_jobs=None, verbose=0):
     """Decision values of models fitted on each subset: (n_subsets, n_eval, K)."""
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_subset_chunk)(engine, masks[start : start + CHUNK], X_eval)
-        for start in range(0, len(masks), CHUNK)
-    )
+    starts = range(0, len(masks), CHUNK)
+    parts = run_tasks(
+        [delayed(_subset_chunk)(engine, masks[start : start + CHUNK], X_eval)
+         for start in starts],
+        [len(masks[start : start + CHUNK]) for start in starts], n_jobs=n_jobs,
+        progress=Progress(len(masks), "subset models", verbose, unit="models"))
     return np.concatenate(parts, axis=0)
 
 

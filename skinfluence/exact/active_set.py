@@ -15,12 +15,13 @@ objective, so the search ends; the result is certified, not trusted.
 """
 
 import numpy as np
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
 from ..families import BoundProblem
 from ..solvers import make_solver
 from .newton import newton_block, newton_minimize
+from .._progress import Progress, run_tasks
 
 __all__ = ["active_set_loo", "active_set_loo_parameters", "l1_minimize"]
 
@@ -101,9 +102,12 @@ def active_set_loo_parameters(family, X, y, sample_weight, rows, *, n_jobs=None,
     problem = family.bind(X, y, sample_weight, theta)
     solver = make_solver("direct", pinv_rtol=family.pinv_rtol).fit(problem)
     rows = np.asarray(rows)
-    parts = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_loo_block)(problem, solver, rows[start : start + _BLOCK])
-        for start in range(0, len(rows), _BLOCK))
+    starts = range(0, len(rows), _BLOCK)
+    parts = run_tasks(
+        [delayed(_loo_block)(problem, solver, rows[start : start + _BLOCK])
+         for start in starts],
+        [len(rows[start : start + _BLOCK]) for start in starts], n_jobs=n_jobs,
+        progress=Progress(len(rows), "active-set leave-one-out", verbose))
     if not parts:
         return theta, np.empty((theta.size, 0)), np.zeros(0, dtype=bool), family
     thetas = np.hstack([p[0] for p in parts])

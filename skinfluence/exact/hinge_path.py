@@ -40,6 +40,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 
+from .._progress import Progress, run_tasks
 from .._threads import one_blas_thread
 from ..families._svm_dual import (
     AT_LOWER,
@@ -706,12 +707,13 @@ def hinge_path_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     moves = np.ones(len(rows), dtype=bool) if family.removal_moves_others else \
         solution.support[rows].any(axis=1)
     active = rows[moves]
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_path_block)(family, solution, y, sample_weight,
-                             active[start:start + _BLOCK], X_test, Y_test)
-        for start in range(0, len(active), _BLOCK)
-    )
+    starts = range(0, len(active), _BLOCK)
+    parts = run_tasks(
+        [delayed(_path_block)(family, solution, y, sample_weight,
+                              active[start:start + _BLOCK], X_test, Y_test)
+         for start in starts],
+        [len(active[start:start + _BLOCK]) for start in starts], n_jobs=n_jobs,
+        progress=Progress(len(active), "hinge decremental paths", verbose))
     values = np.repeat(base[None, :], len(rows), axis=0)
     if parts:
         values[moves] = np.vstack([part for part, _ in parts])

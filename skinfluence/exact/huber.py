@@ -13,8 +13,10 @@ import numpy as np
 import scipy.linalg as la
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
+
+from .._progress import Progress, run_tasks
 
 __all__ = ["huber_loo", "huber_polish", "joint_newton"]
 
@@ -107,11 +109,13 @@ def huber_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
                       ConvergenceWarning, stacklevel=3)
     base = family.test_quantity(X_test, y_test, theta)
     rows = np.asarray(rows)
-    parts = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_huber_batch)(family, X, y, sample_weight, theta, scale,
-                              rows[start : start + _BLOCK], X_test, y_test)
-        for start in range(0, len(rows), _BLOCK)
-    )
+    starts = range(0, len(rows), _BLOCK)
+    parts = run_tasks(
+        [delayed(_huber_batch)(family, X, y, sample_weight, theta, scale,
+                               rows[start : start + _BLOCK], X_test, y_test)
+         for start in starts],
+        [len(rows[start : start + _BLOCK]) for start in starts], n_jobs=n_jobs,
+        progress=Progress(len(rows), "Huber leave-one-out", verbose))
     failed = [row for _, part in parts for row in part]
     if failed:
         warnings.warn(

@@ -34,11 +34,12 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 from sklearn.utils import Bunch
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
 from .._influence import leverage_blocks, newton_rho, output_shift_block
 from ..solvers import DirectSolver, SingularHessianError
+from .._progress import Progress, run_tasks
 
 __all__ = ["newton_minimize", "polish_optimum", "newton_loo", "newton_block",
            "LOO_TOL"]
@@ -391,13 +392,14 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
             moved = family.loss(Y, Z.reshape(m * n_rows, K)).reshape(m, n_rows)
             values = moved - base[:, None]
         return (values, info) if return_info else values
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_newton_batch)(problem, solver, rows[start : start + _NEWTON_BLOCK],
-                               X_test, y_test, tol, max_iter)
-        # fixed blocks: the same arithmetic whatever n_jobs or the backend
-        for start in range(0, len(rows), _NEWTON_BLOCK)
-    )
+    starts = range(0, len(rows), _NEWTON_BLOCK)
+    parts = run_tasks(
+        [delayed(_newton_batch)(problem, solver, rows[start : start + _NEWTON_BLOCK],
+                                X_test, y_test, tol, max_iter)
+         # fixed blocks: the same arithmetic whatever n_jobs or the backend
+         for start in starts],
+        [len(rows[start : start + _NEWTON_BLOCK]) for start in starts], n_jobs=n_jobs,
+        progress=Progress(len(rows), "Newton leave-one-out", verbose))
     values = (np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
               if parts else np.empty((X_test.shape[0], 0)))
     info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts

@@ -30,12 +30,13 @@ from sklearn.linear_model import (
 from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils import Bunch, _safe_indexing, check_array
 from sklearn.utils.validation import _num_samples
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
 from ..families import family_for, has_family
 from .newton import polish_optimum
 from .polish import POLISHERS
+from .._progress import Progress, run_tasks
 
 __all__ = ["loo_refit", "tight_clone", "refit_loo", "refit_pipeline_loo"]
 
@@ -261,12 +262,13 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     warm = (_warm_start(full, full_family, theta_full)
             if getattr(est, "warm_start", False) else None)
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
-    parts = parallel(
-        delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
-                              X_test, y_test, warm, theta_full, family)
-        for batch in _batches(np.arange(len(removals)), n_jobs)
-    )
+    batches = _batches(np.arange(len(removals)), n_jobs)
+    parts = run_tasks(
+        [delayed(_refit_batch)(est, X, y, sample_weight, [removals[i] for i in batch],
+                               X_test, y_test, warm, theta_full, family)
+         for batch in batches],
+        [len(batch) for batch in batches], n_jobs=n_jobs,
+        progress=Progress(len(removals), "leave-one-out refits", verbose))
     values = np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
     certified = np.concatenate([p[3] for p in parts])
     info = Bunch(n_iter=np.concatenate([p[1] for p in parts]),
@@ -352,11 +354,13 @@ def refit_pipeline_loo(pipeline, X, y, sample_weight, X_test, y_test, rows, *,
         full.fit(X, y, **({} if sample_weight is None else {key: sample_weight}))
         base, _ = _pipeline_quantity(full, X, y, sample_weight, X_test, y_test)
     removals = [np.atleast_1d(np.asarray(r, dtype=np.intp)) for r in rows]
-    parts = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_pipeline_batch)(template, X, y, sample_weight,
-                                 [removals[i] for i in batch], X_test, y_test)
-        for batch in _batches(np.arange(len(removals)), n_jobs)
-    )
+    batches = _batches(np.arange(len(removals)), n_jobs)
+    parts = run_tasks(
+        [delayed(_pipeline_batch)(template, X, y, sample_weight,
+                                  [removals[i] for i in batch], X_test, y_test)
+         for batch in batches],
+        [len(batch) for batch in batches], n_jobs=n_jobs,
+        progress=Progress(len(removals), "pipeline refits", verbose))
     certified = np.concatenate([p[1] for p in parts])
     if not certified.all():
         failed = [int(removals[i][0]) for i in np.flatnonzero(~certified)]
@@ -417,7 +421,7 @@ def loo_refit(estimator, X, y, X_test, y_test, *, sample_weight=None,
     n_jobs : int, default=None
         Number of joblib workers (each limited to one BLAS thread).
     verbose : int, default=0
-        joblib verbosity (any model: progress of the refits).
+        1 reports progress on stderr (refits done, rate, time left).
 
     Returns
     -------

@@ -29,7 +29,6 @@ into NaN (leave-one-out, downsampling) or the null model (Shapley, Banzhaf)
 and warn, naming the rows.
 """
 
-import time
 import warnings
 from itertools import pairwise
 
@@ -42,10 +41,11 @@ from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, _safe_indexing, check_random_state
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 from threadpoolctl import threadpool_limits
 
+from .._progress import Progress, run_tasks
 from ..families import has_family
 from .refit import tight_clone
 
@@ -292,20 +292,12 @@ class ModelRefits:
         # independent: the split does not change any number)
         n_tasks = max(1, min(S, max(4 * effective_n_jobs(n_jobs), -(-S // 16))))
         bounds = np.linspace(0, S, n_tasks + 1).astype(int)
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        parts = []
-        start_time, done = time.perf_counter(), 0
-        for part in parallel(
-            delayed(_refit_chunk)(self, subsets[a:b], seeds[a:b], X_eval, score_data,
-                                  null)
-            for a, b in pairwise(bounds)
-        ):
-            parts.append(part)
-            done += len(part[2])
-            if verbose:
-                elapsed = time.perf_counter() - start_time
-                print(f"[{what}] {done}/{S} fitted, {elapsed:.1f} s elapsed, "
-                      f"about {elapsed * (S - done) / done:.1f} s left", flush=True)
+        pairs = list(pairwise(bounds))
+        parts = run_tasks(
+            [delayed(_refit_chunk)(self, subsets[a:b], seeds[a:b], X_eval, score_data,
+                                   null) for a, b in pairs],
+            [b - a for a, b in pairs], n_jobs=n_jobs,
+            progress=Progress(S, what, verbose, unit="refits"))
         offsets = np.concatenate([[0], np.cumsum([len(p[2]) for p in parts])])
         errors = [(int(offset + i), message)
                   for offset, p in zip(offsets, parts) for i, message in p[3]]

@@ -313,8 +313,9 @@ def test_bad_input_names_the_fix(cancer):
 def test_progress_is_printed_when_verbose(cancer, capsys):
     X, y, X_test, y_test = cancer
     loo_refit(KNeighborsClassifier(), X, y, X_test, y_test, verbose=1)
-    out = capsys.readouterr().out
-    assert "[leave-one-out refits] 50/50 fitted" in out
+    err = capsys.readouterr().err
+    assert "[skinfluence] leave-one-out refits: 50/50 refits" in err
+    assert "s left" in err
 
 
 def test_repeats_report_an_honest_spread(diabetes):

@@ -1,0 +1,72 @@
+"""Progress of long work: one line on stderr now and then, when ``verbose``.
+
+Every long loop of the package (refits, Newton leave-one-out, subset models,
+Shapley permutations, chunks of explain and top-k) reports through
+:class:`Progress`: what is done out of how much, the rate and the time left,
+at most about once every ``interval`` seconds (and once at the end). The
+convention is scikit-learn's ``verbose``: 0 is silent, 1 reports, and more
+reports more often.
+"""
+
+import sys
+import time
+
+__all__ = ["Progress", "run_tasks"]
+
+
+class Progress:
+    """Report ``done / total`` with the rate and the time left.
+
+    Parameters
+    ----------
+    total : int
+        Units of work (rows, models, permutations, chunks).
+    what : str
+        What is done, e.g. ``"leave-one-out refits"``.
+    verbose : int
+        0: silent. 1: a line about every 10 s. 2 or more: every second.
+    unit : str, default="rows"
+    """
+
+    def __init__(self, total, what, verbose=0, unit="rows"):
+        self.total, self.what, self.unit = int(total), what, unit
+        self.verbose = int(verbose or 0)
+        self.interval = 10.0 if self.verbose == 1 else 1.0
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n=1):
+        """Count ``n`` more units done; report if it is time."""
+        self.done += int(n)
+        if not self.verbose:
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.interval or self.done >= self.total:
+            self.last = now
+            self._report(now)
+
+    def _report(self, now):
+        elapsed = now - self.start
+        rate = self.done / elapsed if elapsed > 0 else float("inf")
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        print(f"[skinfluence] {self.what}: {self.done}/{self.total} {self.unit}, "
+              f"{rate:.3g} {self.unit}/s, {elapsed:.1f} s elapsed, "
+              f"about {left:.1f} s left", file=sys.stderr, flush=True)
+
+
+def run_tasks(tasks, sizes, *, n_jobs=None, progress=None):
+    """Run joblib ``tasks`` (``delayed(f)(...)`` calls) and return their results
+    in order, counting each finished task's ``size`` on ``progress``.
+
+    Results come back in submission order whatever the backend, so the
+    numbers do not depend on ``n_jobs``.
+    """
+    from sklearn.utils.parallel import Parallel
+
+    results = []
+    for result, size in zip(Parallel(n_jobs=n_jobs, return_as="generator")(tasks),
+                            sizes):
+        results.append(result)
+        if progress is not None:
+            progress.update(size)
+    return results
