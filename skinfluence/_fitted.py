@@ -23,7 +23,8 @@ from ._influence import (
     top_k_indices,
 )
 from ._fitcheck import check_fit
-from .exact import LOO_TOL, exact_loo, newton_loo, newton_minimize, refit_loo
+from .exact import (LOO_TOL, certified_loo, exact_loo, newton_loo, newton_minimize,
+                    refit_loo)
 from .solvers import make_solver
 
 __all__ = ["FittedInfluence"]
@@ -244,8 +245,16 @@ class FittedInfluence:
             return self._refit_interpolated(X, y, influence)
 
         influence = np.empty((n_test, n_train))
+        # both steps start from the fit's residual gradient g0: the baseline
+        # moves by -H^{-1} g0 and each leave-one-out step solves for
+        # g_i - g0, so the estimate refers to the exact optima, as loo() does
+        correction = self.solver.solve(problem.gradient())[:, None]
+        shift = problem.parameters_to_rows(correction)[:, :, 0]
+        D = problem.curvature
+        D_shift = D * shift if D.ndim == 2 else np.einsum("nkl,nl->nk", D, shift)
+        Z = Z - problem.parameters_to_rows(correction, X)[:, :, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
+            rho = newton_rho(D, self.removal_residuals - D_shift, self.leverage())
         rho[self.interpolated_rows()] = 0.0
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
@@ -399,3 +408,17 @@ class FittedInfluence:
                               converged=converged, undefined=sole,
                               refitted=refit_rows)
         return out
+
+    def loo_interval(self, X, y=None, *, rows=None, removals=None, refine=True,
+                     max_refine=None, n_jobs=None):
+        """Certified intervals containing the exact effect of removing each
+        training row of ``rows`` (or each index array of ``removals``) on each
+        test quantity: :func:`~skinfluence.exact.certified.certified_loo`."""
+        problem = self.problem
+        labels = self.test_labels(X, y)
+        if removals is None:
+            removals = [np.array([row]) for row in self.train_rows(rows)]
+        return certified_loo(
+            self.family, problem.X, problem.y, problem.sample_weight, X, labels,
+            removals, solver=self.solver, leverage=self.leverage, refine=refine,
+            max_refine=max_refine, n_jobs=n_jobs)

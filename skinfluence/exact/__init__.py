@@ -2,9 +2,11 @@
 
 Refits of estimator clones (:mod:`.refit`) work for every model; Newton's
 method on the family's own objective (:mod:`.newton`) is exact in closed form
-for squared loss and converges in a few steps for the other smooth losses.
+for squared loss and converges in a few steps for the other smooth losses;
+:mod:`.certified` returns intervals that provably contain the exact effects.
 """
 
+from .certified import certified_loo, has_certificate
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
 from .refit import loo_refit, refit_loo, tight_clone
 
@@ -36,6 +38,8 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 
 __all__ = [
     "ENGINES",
+    "certified_loo",
+    "has_certificate",
     "LOO_TOL",
     "exact_loo",
     "loo_refit",

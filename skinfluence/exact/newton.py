@@ -133,9 +133,10 @@ def polish_optimum(family, X, y, sample_weight=None, theta=None, *, solver=None,
                    max_iter=50):
     """The exact optimum of the family's objective, to the floating-point floor.
 
-    Newton steps until the Newton decrement ``sqrt(g^T H^{-1} g)`` (affine
-    invariant) stops shrinking quadratically, the point where rounding in the
-    gradient dominates. A quadratic objective takes one step with ``solver``
+    Damped Newton steps until the squared Newton decrement ``g^T H^{-1} g``
+    (affine invariant; twice the predicted decrease of the objective) is within
+    rounding of the objective's value, then one more full step, which lands
+    where rounding in the gradient dominates. A quadratic objective takes one step with ``solver``
     (the factorised Hessian, whose accuracy it inherits, for example the QR of
     an ill-conditioned least-squares design) and one refinement step.
 
@@ -156,13 +157,13 @@ def polish_optimum(family, X, y, sample_weight=None, theta=None, *, solver=None,
         grad = problem.gradient()
         decrement = float(np.sqrt(max(grad @ solver.solve(grad), 0.0)))
         return theta, Bunch(n_iter=2, decrement=decrement)
-    n_iter, previous = 0, np.inf
+    n_iter = 0
     for n_iter in range(1, max_iter + 1):
         theta, problem, decrement, near, solve = _damped_newton_step(
             family, X, y, sample_weight, problem)
-        if near or decrement == 0 or decrement > 0.25 * previous:
+        # the step taken from within rounding of the optimum lands on its floor
+        if near or decrement == 0:
             break
-        previous = decrement
     # the decrement at the returned point, with the last factorisation
     grad = problem.gradient()
     decrement = float(np.sqrt(max(grad @ solve(grad), 0.0)))
