@@ -127,7 +127,7 @@ from ..families import (
     SquaredLossFamily,
 )
 from ..solvers import DirectSolver, SingularHessianError
-from .newton import _curvature_root, polish_optimum
+from .newton import _curvature_root
 
 __all__ = ["CERTIFIED_FAMILIES", "certified_loo", "has_certificate"]
 
@@ -369,18 +369,26 @@ class _Removals:
             for position, g in enumerate(members):
                 self.weights[g, :, position] = 0.0
         self.keep = self.weights.max(axis=1) > 0  # (n, b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(weights[:, :, None] > 0,
-                             self.weights / weights[:, :, None], 1.0)
-        ratio = np.where(self.keep[:, None, :], ratio, 1.0)
-        self.kappa_lo = np.minimum(1.0, ratio.min(axis=(0, 1)))
-        self.kappa_hi = np.maximum(1.0, ratio.max(axis=(0, 1)))
+        self.kappa_lo = self.kappa_hi = np.ones(b)
+        if ref.rebalances:  # the extreme ratios c^g_k / c_k of the kept rows
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(weights[:, :, None] > 0,
+                                 self.weights / weights[:, :, None], 1.0)
+            ratio = np.where(self.keep[:, None, :], ratio, 1.0)
+            self.kappa_lo = np.minimum(1.0, ratio.min(axis=(0, 1)))
+            self.kappa_hi = np.maximum(1.0, ratio.max(axis=(0, 1)))
 
     def solve(self, V):
         """``A_g^{-1} V[:, g]`` for each removal (column)."""
         u = self._ref_solve(V)
         Wu = np.einsum("bdc,db->bc", self.W, u)
         return u + np.einsum("bdc,bce,be->db", self.HW, self.S_inv, Wu)
+
+    def solve_one(self, position, V):
+        """``A_g^{-1} V`` for the removal at ``position`` and a block ``V``."""
+        u = self._ref_solve(V)
+        Wu = self.W[position].T @ u
+        return u + self.HW[position] @ (self.S_inv[position] @ Wu)
 
     def blocks(self, ref, X_rows, V, base):
         """``(x~_r (x) I)^T A_g^{-1} (x~_r (x) I)`` per removal: (b, r, K, K)."""
@@ -457,7 +465,7 @@ def _hinge_radius(ref, batch, U, lam, global_norm):
     moved = np.abs(U)
     bound = ref.row_pnorm[:, :, None] * global_norm.T[None]  # (n, K, b)
     lam = lam.T  # (K, b)
-    for _ in range(3):
+    for _ in range(2):
         may = keep & (moved + bound >= kink)
         with np.errstate(invalid="ignore"):
             gamma = np.where(may & active, c2 * norm2, 0.0).sum(axis=0)
@@ -474,14 +482,44 @@ def _hinge_radius(ref, batch, U, lam, global_norm):
     return t.T, alpha_lo.T, alpha_hi.T, s
 
 
-def _certify(ref, batch, delta):
+def _semismooth_step(ref, batch, U, grad, step):
+    """Semismooth Newton step ``-H_now^{-1} g'`` of each squared-hinge
+    objective: its generalised Hessian at the candidate is ``A_g`` plus (minus)
+    the rows whose margins entered (left) the active side, applied through
+    Woodbury on ``A_g`` (with the weights of ``F``: an inexact Newton step when
+    class weights are re-balanced)."""
+    problem, family = ref.problem, ref.family
+    K = family.n_outputs
+    before = problem.Y * problem.Z < 1.0
+    after = problem.Y[:, :, None] * (problem.Z[:, :, None] + U) < 1.0
+    changed = (after != before[:, :, None]) & batch.keep[:, None, :]
+    out = step.copy()
+    for position in np.flatnonzero(changed.any(axis=(0, 1))):
+        rows, outputs = np.nonzero(changed[:, :, position])
+        R = np.zeros((rows.size, K))
+        R[np.arange(rows.size), outputs] = np.sqrt(
+            KINK_CURVATURE * problem.weights[rows, outputs])
+        V = problem.row_gradients(problem.X[rows], R)
+        AV = batch.solve_one(position, V)
+        sign = np.where(after[rows, outputs, position], 1.0, -1.0)
+        system = np.diag(sign) + V.T @ AV
+        try:
+            coef = np.linalg.solve(system, V.T @ step[:, position])
+        except np.linalg.LinAlgError:
+            continue  # keep the step with A_g
+        out[:, position] = step[:, position] - AV @ coef
+    return out
+
+
+def _certify(ref, batch, delta, iterate=False):
     """Certified intervals of the test losses at the exact minimisers of the
     batch's objectives, from the candidates ``theta_r + delta`` (d, b).
 
     Returns a Bunch with ``estimate``, ``lower``, ``upper`` (m, b): the test
     losses at the candidates and the intervals containing them at the
-    optimum; ``residual`` (lambda), ``margin_change`` (s), ``finite`` and
-    ``next_delta`` (the second step's centre, the next iterate).
+    optimum; ``residual`` (lambda), ``margin_change`` (s), ``finite`` and,
+    with ``iterate=True``, ``next_delta``: the next iterate (the second step's
+    centre; for the squared hinge, the semismooth Newton step).
     """
     problem, family = ref.problem, ref.family
     U = problem.parameters_to_rows(delta)  # (n, K, b)
@@ -512,9 +550,13 @@ def _certify(ref, batch, delta):
     Zs = Zc - problem.parameters_to_rows(step, ref.X_test)
     E, block = ref.test_E, ref.test_block
     blocks = batch.blocks(ref, ref.X_test, ref.test_V, ref.test_base)
-    norm = np.sqrt(np.clip(np.einsum("mpk,bmkl,mpl->mpb", E, blocks, E), 0, None))
-    centre = np.einsum("mpk,mkb->mpb", E, Zc)
-    second = np.einsum("mpk,mkb->mpb", E, Zs)
+    if family.n_outputs == 1:  # the pair is the logit itself
+        norm = np.sqrt(np.clip(blocks[:, :, 0, 0].T, 0, None))[:, None, :]
+        centre, second = Zc, Zs
+    else:
+        norm = np.sqrt(np.clip(np.einsum("mpk,bmkl,mpl->mpb", E, blocks, E), 0, None))
+        centre = np.einsum("mpk,mkb->mpb", E, Zc)
+        second = np.einsum("mpk,mkb->mpb", E, Zs)
     with np.errstate(invalid="ignore"):
         half = norm * t.T[block][None]
         half2 = norm * eta_lam.T[block][None]
@@ -536,9 +578,13 @@ def _certify(ref, batch, delta):
     unusable = ~batch.usable
     estimate[:, unusable] = np.nan
     loss_lo[:, unusable], loss_hi[:, unusable] = -np.inf, np.inf
-    return Bunch(estimate=estimate, lower=loss_lo, upper=loss_hi,
-                 residual=lam.max(axis=1), margin_change=s, finite=finite,
-                 next_delta=delta - step)
+    result = Bunch(estimate=estimate, lower=loss_lo, upper=loss_hi,
+                   residual=lam.max(axis=1), margin_change=s, finite=finite)
+    if iterate:
+        if ref.kind == "squared_hinge":
+            step = _semismooth_step(ref, batch, U, grad, step)
+        result.next_delta = delta - step
+    return result
 
 
 def _test_loss(ref, Z):
@@ -574,9 +620,7 @@ def _loss_bounds(ref, lo, hi):
 # ------------------------------------------------------------------- driver
 def _first_pass(ref, members):
     batch = _removals(ref, members)
-    cert = _certify(ref, batch, batch.newton_point(ref))
-    del cert["next_delta"]
-    return cert
+    return _certify(ref, batch, batch.newton_point(ref))
 
 
 def _serial(worker, tasks, *args):
@@ -627,6 +671,18 @@ def _needs_work(estimate, lower, upper, threshold, width):
     return need, priority
 
 
+def _effect_scale(estimate, lower, upper):
+    """The largest effect among the pairs whose interval is within 10% of the
+    estimate (all pairs when there are none): what 'negligible' refers to."""
+    with np.errstate(invalid="ignore"):
+        size = np.abs(estimate)
+        trusted = np.isfinite(upper - lower) & (upper - lower <= 0.1 * size)
+    if trusted.any():
+        return float(size[trusted].max())
+    finite = np.isfinite(size)
+    return float(size[finite].max()) if finite.any() else 0.0
+
+
 def _refine_block(ref, members, base, threshold, X, y, sample_weight):
     """Certified Newton iterations for a block of removals (see the module
     docstring, step 6). Returns estimate, lower, upper of the test losses at
@@ -645,7 +701,7 @@ def _refine_block(ref, members, base, threshold, X, y, sample_weight):
     for iteration in range(_MAX_STEPS + 1):
         if active.size == 0:
             break
-        cert = _certify(ref, batch.subset(active), delta[:, active])
+        cert = _certify(ref, batch.subset(active), delta[:, active], iterate=True)
         lower[:, active] = np.maximum(lower[:, active], cert.lower)
         upper[:, active] = np.minimum(upper[:, active], cert.upper)
         estimate[:, active] = cert.estimate
@@ -802,7 +858,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     fit_decrement = float(np.sqrt(max(g0 @ solver.solve(g0), 0.0)))
     polished = bool(refine)
     if polished:
-        theta, _ = polish_optimum(family, X, y, sample_weight, solver=solver)
+        theta, _ = _minimise(family, X, y, sample_weight, family.theta)
         ref = _Reference(family, X, y, sample_weight, theta, X_test, Y_test)
     else:
         if callable(leverage):
@@ -833,14 +889,21 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
 
     refined = np.zeros(n_removals, dtype=bool)
     n_steps = np.zeros(n_removals, dtype=int)
-    threshold = 0.0
-    if valid.size and np.any(np.isfinite(estimate[:, valid])):
-        threshold = NEGLIGIBLE * np.nanmax(np.abs(estimate[:, valid]))
-    if refine and valid.size:
-        need, priority = _needs_work(estimate[:, valid], lower[:, valid],
-                                     upper[:, valid], threshold, _SELECT_WIDTH)
+    budget = _budget(max_refine, n_removals)
+    # rounds: refined removals make the scale of the effects trustworthy,
+    # which decides what is negligible for the others
+    for _ in range(2 if refine else 0):
+        candidates = valid[~refined[valid]]
+        if candidates.size == 0 or budget <= refined.sum():
+            break
+        threshold = NEGLIGIBLE * _effect_scale(estimate[:, valid], lower[:, valid],
+                                               upper[:, valid])
+        need, priority = _needs_work(estimate[:, candidates], lower[:, candidates],
+                                     upper[:, candidates], threshold, _SELECT_WIDTH)
         order = np.argsort(-priority[need], kind="stable")
-        chosen = np.sort(valid[need][order][: _budget(max_refine, n_removals)])
+        chosen = np.sort(candidates[need][order][: budget - refined.sum()])
+        if chosen.size == 0:
+            break
         blocks = [chosen[start : start + _BLOCK]
                   for start in range(0, chosen.size, _BLOCK)]
         parts = _run(_refine_block, [(ref, [removals[i] for i in block])
@@ -853,6 +916,8 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
             estimate[:, block] = est
             residual[block], n_steps[block] = part.residual, part.steps
         refined[chosen] = True
+    threshold = NEGLIGIBLE * _effect_scale(estimate[:, valid], lower[:, valid],
+                                           upper[:, valid]) if valid.size else 0.0
 
     # every interval contains the exact effect, so moving the estimate into
     # their intersection never moves it away from the truth
