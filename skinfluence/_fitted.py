@@ -421,4 +421,5 @@ class FittedInfluence:
         return certified_loo(
             self.family, problem.X, problem.y, problem.sample_weight, X, labels,
             removals, solver=self.solver, leverage=self.leverage, refine=refine,
-            max_refine=max_refine, n_jobs=n_jobs)
+            max_refine=max_refine, n_jobs=n_jobs,
+            cache=self.__dict__.setdefault("_certificate_cache", {}))

@@ -156,6 +156,8 @@ _TARGET_WIDTH = 1e-3
 #: refinement selects removals above this median relative width
 _SELECT_WIDTH = 0.01
 _MAX_STEPS = 30
+#: refinement iterates until the residual falls below this share of its first
+_ITERATE_TOL = 1e-8
 #: contraction per step above which the iteration is left to full Newton
 _SLOW_RATE = 0.5
 
@@ -511,18 +513,12 @@ def _semismooth_step(ref, batch, U, grad, step):
     return out
 
 
-def _certify(ref, batch, delta, iterate=False):
-    """Certified intervals of the test losses at the exact minimisers of the
-    batch's objectives, from the candidates ``theta_r + delta`` (d, b).
-
-    Returns a Bunch with ``estimate``, ``lower``, ``upper`` (m, b): the test
-    losses at the candidates and the intervals containing them at the
-    optimum; ``residual`` (lambda), ``margin_change`` (s), ``finite`` and,
-    with ``iterate=True``, ``next_delta``: the next iterate (the second step's
-    centre; for the squared hinge, the semismooth Newton step).
-    """
+def _residual(ref, batch, delta):
+    """Exact gradient ``g'`` of each leave-g-out objective at the candidates
+    ``theta_r + delta`` (change form), ``A_g^{-1} g'`` and ``lambda`` per
+    block; also the training margins' changes ``U`` (n, K, b)."""
     problem, family = ref.problem, ref.family
-    U = problem.parameters_to_rows(delta)  # (n, K, b)
+    U = problem.parameters_to_rows(delta)
     change = family.training_gradient_change(problem.Y[:, :, None],
                                              problem.Z[:, :, None], U)
     grad = (ref.gradient[:, None] + batch.fixed
@@ -530,6 +526,29 @@ def _certify(ref, batch, delta, iterate=False):
             + problem.penalty[:, None] * delta)
     step = batch.solve(grad)
     lam = np.sqrt(np.clip(ref.block_sum(grad * step), 0.0, None))  # (b, blocks)
+    return U, grad, step, lam
+
+
+def _next_iterate(ref, batch, delta):
+    """One Newton step of each leave-g-out objective: with ``A_g`` (the exact
+    engine's iteration; for the squared hinge, semismooth Newton). Returns the
+    new ``delta`` and the residual ``lambda`` at the old one."""
+    U, grad, step, lam = _residual(ref, batch, delta)
+    if ref.kind == "squared_hinge":
+        step = _semismooth_step(ref, batch, U, grad, step)
+    return delta - step, lam.max(axis=1)
+
+
+def _certify(ref, batch, delta):
+    """Certified intervals of the test losses at the exact minimisers of the
+    batch's objectives, from the candidates ``theta_r + delta`` (d, b).
+
+    Returns a Bunch with ``estimate``, ``lower``, ``upper`` (m, b): the test
+    losses at the candidates and the intervals containing them at the
+    optimum; ``residual`` (lambda), ``margin_change`` (s) and ``finite``.
+    """
+    problem, family = ref.problem, ref.family
+    U, grad, step, lam = _residual(ref, batch, delta)
     global_norm = None
     if ref.global_ok:
         global_norm = np.sqrt(ref.block_sum(grad**2 / problem.penalty[:, None]))
@@ -578,13 +597,8 @@ def _certify(ref, batch, delta, iterate=False):
     unusable = ~batch.usable
     estimate[:, unusable] = np.nan
     loss_lo[:, unusable], loss_hi[:, unusable] = -np.inf, np.inf
-    result = Bunch(estimate=estimate, lower=loss_lo, upper=loss_hi,
-                   residual=lam.max(axis=1), margin_change=s, finite=finite)
-    if iterate:
-        if ref.kind == "squared_hinge":
-            step = _semismooth_step(ref, batch, U, grad, step)
-        result.next_delta = delta - step
-    return result
+    return Bunch(estimate=estimate, lower=loss_lo, upper=loss_hi,
+                 residual=lam.max(axis=1), margin_change=s, finite=finite)
 
 
 def _test_loss(ref, Z):
@@ -656,12 +670,14 @@ def _needs_work(estimate, lower, upper, threshold, width):
     its scale (a pair estimated negligible might not be).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
-        finite = np.all(np.isfinite(upper - lower), axis=0)
-        big = np.abs(estimate) >= threshold
-        unsigned = np.any(big & ~((lower > 0) | (upper < 0)), axis=0)
-        scale = np.maximum(np.abs(estimate), threshold)
-        relative = np.where(scale > 0, (upper - lower) / scale, 0.0)
-        relative = np.where(np.isnan(relative), np.inf, relative)
+        spread = upper - lower
+        size = np.abs(estimate)
+        finite = np.isfinite(spread).all(axis=0)
+        unsigned = ((size >= threshold) & (lower <= 0) & (upper >= 0)).any(axis=0)
+        np.maximum(size, threshold, out=size)
+        relative = np.divide(spread, size, out=spread)
+    undefined = np.isnan(relative)  # 0 / 0: nothing to resolve; else inf / inf
+    relative[undefined] = np.where(size[undefined] == 0, 0.0, np.inf)
     median = np.median(relative, axis=0) if relative.shape[0] else \
         np.zeros(relative.shape[1])
     worst = relative.max(axis=0) if relative.shape[0] else median
@@ -676,11 +692,11 @@ def _effect_scale(estimate, lower, upper):
     estimate (all pairs when there are none): what 'negligible' refers to."""
     with np.errstate(invalid="ignore"):
         size = np.abs(estimate)
-        trusted = np.isfinite(upper - lower) & (upper - lower <= 0.1 * size)
-    if trusted.any():
-        return float(size[trusted].max())
-    finite = np.isfinite(size)
-    return float(size[finite].max()) if finite.any() else 0.0
+        trusted = upper - lower <= 0.1 * size  # false for inf and NaN
+        top = np.max(size, where=trusted, initial=0.0)
+        if top > 0:
+            return float(top)
+        return float(np.max(size, where=np.isfinite(size), initial=0.0))
 
 
 def _refine_block(ref, members, base, threshold, X, y, sample_weight):
@@ -694,43 +710,49 @@ def _refine_block(ref, members, base, threshold, X, y, sample_weight):
     lower, upper = np.full((m, b), -np.inf), np.full((m, b), np.inf)
     first = np.full(b, np.nan)
     residual, previous = np.full(b, np.inf), np.full(b, np.inf)
+    best, start = np.full(b, np.inf), np.zeros_like(delta)
     steps = np.zeros(b, dtype=int)
     done = np.zeros(b, dtype=bool)
     diverged = ~batch.usable
     active = np.flatnonzero(batch.usable)
+    # Newton iterations on the training side only; certified at the end
     for iteration in range(_MAX_STEPS + 1):
         if active.size == 0:
             break
-        cert = _certify(ref, batch.subset(active), delta[:, active], iterate=True)
-        lower[:, active] = np.maximum(lower[:, active], cert.lower)
-        upper[:, active] = np.minimum(upper[:, active], cert.upper)
-        estimate[:, active] = cert.estimate
-        residual[active] = cert.residual
+        moved, lam = _next_iterate(ref, batch.subset(active), delta[:, active])
         if iteration == 0:
-            first[active] = cert.residual
-        steps[active] += iteration > 0
-        need, _ = _needs_work(*_effects(estimate[:, active], lower[:, active],
-                                        upper[:, active], base),
-                              threshold, _TARGET_WIDTH)
-        floor = cert.residual <= 1e-13 * first[active]
-        done[active] = ~need | floor
+            first[active] = lam
         with np.errstate(invalid="ignore", divide="ignore"):
-            bad = ~np.isfinite(cert.residual) | (cert.residual > 1e3 * first[active])
-            rate = cert.residual / previous[active]
+            bad = ~np.isfinite(lam) | (lam > 1e3 * first[active])
+            rate = lam / previous[active]
+        converged = lam <= _ITERATE_TOL * first[active]
         # the iteration contracts linearly; too slowly: left to full Newton
-        slow = (iteration >= 2) & (rate > _SLOW_RATE) & ~bad
-        diverged[active] |= bad & ~done[active]
-        previous[active] = cert.residual
-        delta[:, active] = np.where(bad, delta[:, active], cert.next_delta)
-        active = active[~done[active] & ~bad & ~slow]
+        slow = (iteration >= 2) & (rate > _SLOW_RATE) & ~bad & ~converged
+        diverged[active] |= bad
+        previous[active] = lam
+        # where the iterations got well below the first residual, a start
+        improved = lam < 0.5 * np.minimum(best[active], first[active])
+        best[active[improved]] = lam[improved]
+        start[:, active[improved]] = delta[:, active[improved]]
+        go = ~bad & ~converged
+        delta[:, active[go]] = moved[:, go]
+        steps[active[go]] += 1
+        active = active[go & ~slow]
+    usable = np.flatnonzero(batch.usable & ~diverged)
+    if usable.size:
+        cert = _certify(ref, batch.subset(usable), delta[:, usable])
+        lower[:, usable], upper[:, usable] = cert.lower, cert.upper
+        estimate[:, usable], residual[usable] = cert.estimate, cert.residual
+        need, _ = _needs_work(*_effects(cert.estimate, cert.lower, cert.upper, base),
+                              threshold, _TARGET_WIDTH)
+        done[usable] = ~need
     # damped Newton with the exact Hessian of each objective at its iterates,
     # certified with A_g as the reference, or from the optimum's own Hessian
     for position in np.flatnonzero(~done):
-        start = ref.problem.theta + (0.0 if diverged[position] else
-                                     delta[:, position])
         weight = sample_weight.copy()
         weight[members[position]] = 0.0
-        theta, n_iter = _minimise(ref.family, X, y, weight, start)
+        theta, n_iter = _minimise(ref.family, X, y, weight,
+                                  ref.problem.theta + start[:, position])
         steps[position] += n_iter
         cert = _certify(ref, batch.subset([position]),
                         (theta - ref.problem.theta)[:, None])
@@ -818,14 +840,16 @@ def _budget(max_refine, n):
 
 def certified_loo(family, X, y, sample_weight, X_test, y_test, removals, *,
                   solver=None, leverage=None, refine=True, max_refine=None,
-                  n_jobs=None):
+                  n_jobs=None, cache=None):
     """Intervals that contain the exact effect of each removal on each test loss.
 
     See the module docstring for the bound. ``removals`` is a list of integer
     index arrays (one row each for leave-one-out). ``solver`` (a fitted
     undamped :class:`~skinfluence.solvers.DirectSolver`) and ``leverage`` (its
     leverage blocks, or a callable returning them) at the fitted coefficients
-    are reused when given. ``max_refine``: most removals refined, a count or
+    are reused when given; ``cache`` (a dict kept with the fitted model) holds
+    the polished optimum, its factorised Hessian and leverages between calls
+    (they do not depend on the test rows). ``max_refine``: most removals refined, a count or
     (float) a fraction of the removals; None refines every one that needs it.
 
     Returns
@@ -841,11 +865,24 @@ def certified_loo(family, X, y, sample_weight, X_test, y_test, removals, *,
     _check_family(family)
     with limit_small(X.shape[0], family.n_parameters):
         return _certified_loo(family, X, y, sample_weight, X_test, y_test, removals,
-                              solver, leverage, refine, max_refine, n_jobs)
+                              solver, leverage, refine, max_refine, n_jobs, cache)
+
+
+def _polished(family, X, y, sample_weight, cache):
+    """The optimum of the training objective, its solver and leverages."""
+    if cache is not None and "polished" in cache:
+        return cache["polished"]
+    theta, _ = _minimise(family, X, y, sample_weight, family.theta)
+    problem = family.bind(X, y, sample_weight, theta)
+    solver = DirectSolver().fit(problem)
+    found = theta, solver, leverage_blocks(problem, solver)
+    if cache is not None:
+        cache["polished"] = found
+    return found
 
 
 def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver,
-                   leverage, refine, max_refine, n_jobs):
+                   leverage, refine, max_refine, n_jobs, cache):
     n = X.shape[0]
     sample_weight = (np.ones(n) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))
@@ -858,8 +895,10 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     fit_decrement = float(np.sqrt(max(g0 @ solver.solve(g0), 0.0)))
     polished = bool(refine)
     if polished:
-        theta, _ = _minimise(family, X, y, sample_weight, family.theta)
-        ref = _Reference(family, X, y, sample_weight, theta, X_test, Y_test)
+        theta, polished_solver, polished_leverage = _polished(
+            family, X, y, sample_weight, cache)
+        ref = _Reference(family, X, y, sample_weight, theta, X_test, Y_test,
+                         solver=polished_solver, leverage=polished_leverage)
     else:
         if callable(leverage):
             leverage = leverage()
@@ -890,16 +929,18 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     refined = np.zeros(n_removals, dtype=bool)
     n_steps = np.zeros(n_removals, dtype=int)
     budget = _budget(max_refine, n_removals)
+    every = slice(None) if valid.size == n_removals else valid  # a view: no copy
     # rounds: refined removals make the scale of the effects trustworthy,
     # which decides what is negligible for the others
     for _ in range(2 if refine else 0):
         candidates = valid[~refined[valid]]
         if candidates.size == 0 or budget <= refined.sum():
             break
-        threshold = NEGLIGIBLE * _effect_scale(estimate[:, valid], lower[:, valid],
-                                               upper[:, valid])
-        need, priority = _needs_work(estimate[:, candidates], lower[:, candidates],
-                                     upper[:, candidates], threshold, _SELECT_WIDTH)
+        threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
+                                               upper[:, every])
+        pick = slice(None) if candidates.size == n_removals else candidates
+        need, priority = _needs_work(estimate[:, pick], lower[:, pick],
+                                     upper[:, pick], threshold, _SELECT_WIDTH)
         order = np.argsort(-priority[need], kind="stable")
         chosen = np.sort(candidates[need][order][: budget - refined.sum()])
         if chosen.size == 0:
@@ -916,8 +957,8 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
             estimate[:, block] = est
             residual[block], n_steps[block] = part.residual, part.steps
         refined[chosen] = True
-    threshold = NEGLIGIBLE * _effect_scale(estimate[:, valid], lower[:, valid],
-                                           upper[:, valid]) if valid.size else 0.0
+    threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
+                                           upper[:, every]) if valid.size else 0.0
 
     # every interval contains the exact effect, so moving the estimate into
     # their intersection never moves it away from the truth
