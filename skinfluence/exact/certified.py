@@ -931,18 +931,19 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     budget = _budget(max_refine, n_removals)
     every = slice(None) if valid.size == n_removals else valid  # a view: no copy
     # rounds: refined removals make the scale of the effects trustworthy,
-    # which decides what is negligible for the others
-    for _ in range(2 if refine else 0):
-        candidates = valid[~refined[valid]]
-        if candidates.size == 0 or budget <= refined.sum():
-            break
+    # which decides what is negligible; a removal refined under a larger
+    # threshold is refined again under a smaller one
+    refined_at = np.full(n_removals, np.inf)
+    for _ in range(3 if refine and valid.size else 0):
         threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
                                                upper[:, every])
-        pick = slice(None) if candidates.size == n_removals else candidates
-        need, priority = _needs_work(estimate[:, pick], lower[:, pick],
-                                     upper[:, pick], threshold, _SELECT_WIDTH)
-        order = np.argsort(-priority[need], kind="stable")
-        chosen = np.sort(candidates[need][order][: budget - refined.sum()])
+        need, priority = _needs_work(estimate[:, every], lower[:, every],
+                                     upper[:, every], threshold, _SELECT_WIDTH)
+        again = need & refined[valid] & (threshold < 0.5 * refined_at[valid])
+        new = need & ~refined[valid]
+        order = np.argsort(-priority[new], kind="stable")
+        room = max(budget - int(refined.sum()), 0)
+        chosen = np.sort(np.concatenate([valid[again], valid[new][order][:room]]))
         if chosen.size == 0:
             break
         blocks = [chosen[start : start + _BLOCK]
@@ -955,8 +956,10 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
             lower[:, block] = np.maximum(lower[:, block], lo)
             upper[:, block] = np.minimum(upper[:, block], hi)
             estimate[:, block] = est
-            residual[block], n_steps[block] = part.residual, part.steps
+            residual[block] = part.residual
+            n_steps[block] += part.steps
         refined[chosen] = True
+        refined_at[chosen] = threshold
     threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
                                            upper[:, every]) if valid.size else 0.0
 
