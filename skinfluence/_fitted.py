@@ -24,7 +24,7 @@ from ._influence import (
     top_k_indices,
 )
 from ._fitcheck import check_fit
-from .exact import LOO_TOL, exact_loo, newton_loo, refit_loo
+from .exact import LOO_TOL, certified_loo, exact_loo, newton_loo, refit_loo
 from .exact import polish as polish_family
 from .solvers import make_solver
 
@@ -236,11 +236,25 @@ class FittedInfluence:
             problem = self.problem
             residuals = shifted_residuals(problem, self.solver, self.removal_residuals,
                                           self.class_shift)
+            # each step solves for g_i - g0 from the fit's residual gradient g0,
+            # so the estimate refers to the exact optima, as loo() does
+            D = problem.curvature
+            if not self.family.smoothed:  # the hinge's smoothed fit is re-solved
+                shift = problem.parameters_to_rows(self._baseline_correction())[:, :, 0]
+                residuals = residuals - (D * shift if D.ndim == 2
+                                         else np.einsum("nkl,nl->nk", D, shift))
             with np.errstate(divide="ignore", invalid="ignore"):
-                rho = newton_rho(problem.curvature, residuals, self.leverage())
+                rho = newton_rho(D, residuals, self.leverage())
             rho[self.interpolated_rows()] = 0.0  # refitted in explain()
             self._newton_rho = rho
         return self._newton_rho
+
+    def _baseline_correction(self):
+        """``H^{-1} g0`` as a column: the Newton step from the parameters used to
+        the exact optimum, ``g0`` the objective's gradient there (cached)."""
+        if getattr(self, "_correction", None) is None:
+            self._correction = self.solver.solve(self.problem.gradient())[:, None]
+        return self._correction
 
     def training_matrix(self, dtype):
         """The training matrix in ``dtype`` (None for float64; a float32 copy
@@ -311,6 +325,9 @@ class FittedInfluence:
             return self._refit_interpolated(X, y, influence)
 
         influence = np.empty((n_test, n_train))
+        # the baseline moves to the exact optimum, -H^{-1} g0 (the steps in
+        # newton_rho() start from the fit's residual gradient g0 too)
+        Z = Z - problem.parameters_to_rows(self._baseline_correction(), X)[:, :, 0]
         rho = self.newton_rho()
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
             dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
@@ -494,6 +511,21 @@ class FittedInfluence:
                               converged=converged, undefined=sole,
                               refitted=refit_rows)
         return out
+
+    def loo_interval(self, X, y=None, *, rows=None, removals=None, refine=True,
+                     max_refine=None, n_jobs=None):
+        """Certified intervals containing the exact effect of removing each
+        training row of ``rows`` (or each index array of ``removals``) on each
+        test quantity: :func:`~skinfluence.exact.certified.certified_loo`."""
+        problem = self.problem
+        labels = self.test_labels(X, y)
+        if removals is None:
+            removals = [np.array([row]) for row in self.train_rows(rows)]
+        return certified_loo(
+            self.family, problem.X, problem.y, problem.sample_weight, X, labels,
+            removals, solver=self.solver, leverage=self.leverage, refine=refine,
+            max_refine=max_refine, n_jobs=n_jobs,
+            cache=self.__dict__.setdefault("_certificate_cache", {}))
 
 
 def _place(out, values, columns):

@@ -1,11 +1,13 @@
 """How far to trust the influence estimates: a comparison with exact LOO."""
 
-import numpy as np
-from scipy.stats import spearmanr
 from numbers import Integral
 
+import numpy as np
+from scipy.stats import spearmanr
 from sklearn.utils import Bunch, _safe_indexing, check_random_state
 from sklearn.utils.validation import _num_samples
+
+from ..exact import has_certificate
 
 __all__ = ["trust_report", "plot_estimated_vs_actual"]
 
@@ -55,6 +57,12 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
     actual = np.asarray(explainer.loo(X_s, y_s, method=loo_method,
                                       train_indices=train_rows, n_jobs=n_jobs,
                                       verbose=verbose))
+    # certified intervals of the exact effects, where the family has a bound
+    intervals = certified_sign = None
+    if has_certificate(explainer.family_):
+        intervals = explainer.loo_interval(X_s, y_s, train_indices=train_rows,
+                                           n_jobs=n_jobs)
+        certified_sign = float(np.mean(intervals.certified_sign))
     gap = np.abs(estimated - actual).ravel()
     worst = np.argsort(-gap, kind="stable")[:n_disagreements]
     rows, cols = np.unravel_index(worst, estimated.shape)
@@ -63,6 +71,7 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
         spearman=float(spearmanr(estimated.ravel(), actual.ravel())[0]),
         helpful_overlap=_top_k_overlap(estimated, actual, k, largest=True),
         harmful_overlap=_top_k_overlap(estimated, actual, k, largest=False),
+        certified_sign=certified_sign,
         k=k,
         disagreements=Bunch(
             test_index=test_rows[rows], train_index=train_rows[cols],
@@ -70,6 +79,7 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
         ),
         estimated=estimated,
         actual=actual,
+        intervals=intervals,
         test_indices=test_rows,
         train_indices=train_rows,
         method=method,

@@ -3,7 +3,8 @@
 Refits of estimator clones (:mod:`.refit`) work for every model; Newton's
 method on the family's own objective (:mod:`.newton`) is exact in closed form
 for squared loss and converges in a few steps for the other smooth losses; the
-decremental path (:mod:`.hinge_path`) is exact for the hinge.
+decremental path (:mod:`.hinge_path`) is exact for the hinge, and
+:mod:`.certified` returns intervals that provably contain the exact effects.
 """
 
 import inspect
@@ -12,6 +13,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .active_set import active_set_loo, active_set_loo_parameters, l1_minimize
+from .certified import certified_loo, has_certificate
 from .hinge_path import hinge_path_loo, hinge_path_self_loss
 from .huber import huber_loo
 from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
@@ -65,6 +67,8 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
 
 __all__ = [
     "ENGINES",
+    "certified_loo",
+    "has_certificate",
     "LOO_TOL",
     "POLISHERS",
     "active_set_loo",
