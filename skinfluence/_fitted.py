@@ -468,7 +468,7 @@ class FittedInfluence:
                 "is not the hinge's; use method='exact' (the exact decremental path) "
                 "or method='refit'.")
         labels = self.test_labels(X, y)
-        rows = self.train_rows(rows)
+        explicit_rows, rows = rows, self.train_rows(rows)
         out = None  # (n_test, n_rows) or, for several targets, (..., n_targets)
         n_iter = np.zeros(rows.size, dtype=int)
         converged = np.ones(rows.size, dtype=bool)
@@ -494,7 +494,8 @@ class FittedInfluence:
                 self.estimator, problem.X, problem.y, self.sample_weight, X, labels,
                 rows[refit_rows], n_jobs=n_jobs, verbose=verbose,
                 tol=1e-10 if tol is None or method != "refit" else tol,
-                return_info=True, family=self.family)
+                return_info=True, family=self.family,
+                warn_long=method == "refit" and explicit_rows is None)
             out = _place(out, values, refit_rows)
             n_iter[refit_rows], converged[refit_rows] = info.n_iter, info.converged
         if engine_rows.any():

@@ -229,3 +229,17 @@ def test_long_loops_report_progress_when_verbose(method, capsys):
     assert "80/80 rows" in err and "rows/s" in err and "s left" in err
     explainer.loo(X[:2], y[:2], method=method)
     assert capsys.readouterr().err == ""
+
+
+def test_long_refit_runs_say_so_unless_asked_row_by_row(monkeypatch):
+    from skinfluence.exact import refit as refit_module
+
+    monkeypatch.setattr(refit_module, "LONG_REFITS", 50)
+    X, y = classification(n=80)
+    explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+    with pytest.warns(UserWarning, match=r"80 times .* about .* s.*train_indices"):
+        explainer.loo(X[:2], y[:2], method="refit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainer.loo(X[:2], y[:2], method="refit", train_indices=np.arange(80))
+        explainer.loo(X[:2], y[:2], method="exact")

@@ -24,8 +24,8 @@ def _top_k_overlap(estimated, actual, k, largest):
     return float(np.mean(shares))
 
 
-def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refit",
-                 n_test=5, n_train=None, k=10, n_disagreements=10, random_state=None,
+def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exact",
+                 n_test=5, n_train=200, k=10, n_disagreements=10, random_state=None,
                  n_jobs=None, verbose=0, plot=False, ax=None):
     """Compare :meth:`InfluenceExplainer.explain` with exact leave-one-out.
 
@@ -84,6 +84,7 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="refi
         train_indices=train_rows,
         method=method,
         loo_method=loo_method,
+        n_refits=(len(train_rows) + 1) if loo_method == "refit" else 0,
     )
     if plot:
         report.ax = plot_estimated_vs_actual(estimated, actual, ax=ax,

@@ -5,6 +5,7 @@ one task per batch of removals, each worker's BLAS and OpenMP pools limited to
 one thread, so the numbers are the same for any ``n_jobs`` or backend.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -236,8 +237,26 @@ def _refit_batch(estimator, X, y, sample_weight, removals, X_test, y_test, warm,
     return np.stack(out), n_iter, relative, certified
 
 
+#: refits (or estimated seconds) above which a call not asked for row by row
+#: says what it is about to cost
+LONG_REFITS, LONG_SECONDS = 2000, 60.0
+
+
+def _warn_if_long(n_refits, seconds_per_fit, n_jobs, name):
+    from joblib import effective_n_jobs
+
+    estimate = n_refits * seconds_per_fit / max(effective_n_jobs(n_jobs), 1)
+    if n_refits > LONG_REFITS or estimate > LONG_SECONDS:
+        warnings.warn(
+            f"Refitting {name} {n_refits:,} times (one per training row) will take "
+            f"about {estimate:,.0f} s from the time of the full fit. Pass "
+            "train_indices (a sample of rows), use method='exact' (the family's "
+            "exact engine, no refits), or n_jobs; verbose=1 shows progress.",
+            UserWarning, stacklevel=4)
+
+
 def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=None,
-              verbose=0, tol=1e-10, return_info=False, family=None):
+              verbose=0, tol=1e-10, return_info=False, family=None, warn_long=False):
     """Change of the explained quantity when each row is removed, by refits.
 
     ``estimator`` is cloned with :func:`tight_clone` (solver tolerance
@@ -254,9 +273,13 @@ def refit_loo(estimator, X, y, sample_weight, X_test, y_test, rows, *, n_jobs=No
     final Newton decrement relative to the leave-one-out step) per removal.
     """
     est = _for_data(tight_clone(estimator, tol=tol), X)
+    start = time.perf_counter()
     with threadpool_limits(1):
         full, full_family, theta_full, _, _, full_certified = _fit_polished(
             est, X, y, sample_weight)
+    if warn_long:
+        _warn_if_long(len(rows), time.perf_counter() - start, n_jobs,
+                      type(estimator).__name__)
     base = (full_family.test_quantity(full_family.design(X_test), y_test, theta_full)
             if family is None else family.test_quantity(X_test, y_test, theta_full))
     warm = (_warm_start(full, full_family, theta_full)
