@@ -11,9 +11,9 @@ import warnings
 
 import numpy as np
 from sklearn import get_config
-from sklearn.utils import Bunch
 from sklearn.utils.validation import column_or_1d
 
+from ._result import Result
 from ._influence import (
     first_order_block,
     leverage_blocks,
@@ -110,7 +110,7 @@ class FittedInfluence:
         ).fit(problem)
         if family.smoothed:
             # a smoothed loss is judged by the true loss's smallest subgradient
-            self.fit_report = Bunch(gap=np.nan, decrement=np.nan, separated=False,
+            self.fit_report = Result(gap=np.nan, decrement=np.nan, separated=False,
                                     messages=[])
             if self.relative_gradient_norm > gradient_tol:
                 self.fit_report.messages.append(("not_converged", (
@@ -404,7 +404,7 @@ class FittedInfluence:
         Y, Z = self.test_targets(X, y)
         Q = self.test_gradient(Y, Z)
         n_test = X.shape[0]
-        result = Bunch(
+        result = Result(
             helpful_indices=np.empty((n_test, k), dtype=np.intp),
             helpful_values=np.empty((n_test, k), dtype=dtype),
             harmful_indices=np.empty((n_test, k), dtype=np.intp),
@@ -508,7 +508,7 @@ class FittedInfluence:
             n_iter[engine_rows], converged[engine_rows] = info.n_iter, info.converged
         if out is None:  # every row undefined
             out = np.full((X.shape[0], rows.size), np.nan)
-        self.loo_info = Bunch(method=method, rows=rows, n_iter=n_iter,
+        self.loo_info = Result(method=method, rows=rows, n_iter=n_iter,
                               converged=converged, undefined=sole,
                               refitted=refit_rows)
         return out

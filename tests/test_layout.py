@@ -24,6 +24,7 @@ LAYERS = {
     "_threads": 0,
     "_labels": 0,
     "_progress": 0,
+    "_result": 0,
     "_resolve": 0,
     "exact": 1,
     "_fitcheck": 1,

@@ -117,3 +117,15 @@ def test_several_outputs_get_a_column_level():
     shift = InfluenceExplainer(model).fit(X, y).prediction_influence(X.iloc[:3])
     assert shift.columns.names == ["train", "output"]
     assert set(shift.columns.get_level_values("output")) == {"high", "low", "mid"}
+
+
+def test_reports_print_short_and_name_rows(cancer):
+    explainer, numpy, X, y = cancer
+    report = explainer.trust_report(X.iloc[200:220], y.iloc[200:220], n_train=60,
+                                    random_state=0)
+    text = repr(report)
+    assert len(text.splitlines()) <= 12
+    assert "Pearson" in text and "patient-" in text and "certified sign" in text
+    assert report.disagreements.train_label[0] in set(X.index[:200])
+    top = repr(numpy.top_influencers(X.iloc[200:203], y.iloc[200:203], k=3))
+    assert "helpful_indices: ndarray int64 of shape (3, 3)" in top

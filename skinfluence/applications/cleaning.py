@@ -9,10 +9,10 @@ of the training objective.
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from .._result import Result
 from ..exact import hinge_path_self_loss, newton_block, polish_optimum
 
 __all__ = ["validation_influence", "loo_self_loss", "rank_suspicious", "SUSPICION"]
@@ -125,4 +125,4 @@ def rank_suspicious(fitted, method="self_influence", X_val=None, y_val=None):
         scores = family.loss(problem.Y, problem.Z)
     # stable: ties keep the training order
     order = np.argsort(-scores, kind="stable")
-    return Bunch(ranking=order, scores=scores, method=method)
+    return Result(ranking=order, scores=scores, method=method)

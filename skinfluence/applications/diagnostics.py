@@ -10,8 +10,8 @@ import copy
 
 import numpy as np
 from scipy.special import expit
-from sklearn.utils import Bunch
 
+from .._result import Result
 from .._influence import leverage_blocks
 from ..exact import newton_block, polish_optimum
 from ..families import BinaryLogisticFamily, SquaredLossFamily
@@ -129,7 +129,7 @@ def regression_diagnostics(fitted):
     d = family.n_parameters
     inv_diag = 2.0 * np.einsum("ii->i", np.atleast_2d(solver.solve(np.eye(d))))
     dfbetas = dfbeta / np.sqrt(sigma2_loo[:, None] * inv_diag[None, :])
-    return Bunch(leverage=h, residuals=e, resid_studentized_internal=internal,
+    return Result(leverage=h, residuals=e, resid_studentized_internal=internal,
                  resid_studentized_external=external, cooks_distance=cooks,
                  dffits=dffits, covratio=covratio, dfbeta=dfbeta, dfbetas=dfbetas,
                  sigma2=sigma2, sigma2_loo=sigma2_loo, n_parameters=p, params=theta,
@@ -190,7 +190,7 @@ def glm_diagnostics(fitted, exact_dfbeta=True):
     with np.errstate(divide="ignore", invalid="ignore"):
         r_style = (-np.sqrt(at_optimum.curvature[:, 0]) * deviance / (1.0 - h))[:, None]
     dfbeta = -_parameter_steps(view, rows, r_style)
-    out = Bunch(leverage=h, pearson_residuals=pearson, deviance_residuals=deviance,
+    out = Result(leverage=h, pearson_residuals=pearson, deviance_residuals=deviance,
                 resid_standardized_deviance=standardised_deviance,
                 resid_standardized_pearson=standardised_pearson,
                 resid_studentized=studentised, cooks_distance=cooks,

@@ -10,8 +10,8 @@ coordinate whose gradient exceeds its L1 strength enters it.
 """
 
 import numpy as np
-from sklearn.utils import Bunch
 
+from .._result import Result
 from ..families import BoundProblem
 from ._memory import row_blocks
 from .diagnostics import parameter_influence
@@ -56,5 +56,5 @@ def support_changes(fitted, rows=None):
         ratio = np.abs(grad) / lam[inactive, None]
         entering[block] = (ratio > 1.0).sum(axis=0)
         slack[block] = 1.0 - ratio.max(axis=0)
-    return Bunch(changed=(leaving > 0) | (entering > 0), leaving=leaving,
+    return Result(changed=(leaving > 0) | (entering > 0), leaving=leaving,
                  entering=entering, slack=slack, rows=rows)

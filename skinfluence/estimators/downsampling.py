@@ -22,8 +22,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 
+from .._result import Result
 from .any_model import subsample_refits, uses_any_model
 from .subsets import (
     SubsetEngine,
@@ -243,7 +244,7 @@ def _summarise(masks, test_loss, train_loss, correct):
             return (np.einsum("sn,sn->n", values, masks) / n_in
                     - np.einsum("sn,sn->n", values, ~masks) / n_out)
 
-    return Bunch(influence=mean_out - mean_in, stderr=se,
+    return Result(influence=mean_out - mean_in, stderr=se,
                  self_influence=None if train_loss is None else -in_minus_out(
                      train_loss),
                  memorization=None if correct is None else in_minus_out(correct),

@@ -26,8 +26,8 @@ its intercept, which then belongs to the kernel (with weight
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import Bunch
 
+from .._result import Result
 from ..exact import newton_minimize
 from ..families import safe_dot
 
@@ -156,7 +156,7 @@ def representer_decomposition(fitted, X_test, y=None, *, polish=True, tol=1e-12)
         contributions[:, :, k] = kernel * -R[:, k]
     decision = fam.decision(X_test)
     residual = decision - free_intercept - contributions.sum(axis=1)
-    out = Bunch(
+    out = Result(
         contributions=contributions[:, :, 0] if K == 1 else contributions,
         intercept=free_intercept,
         decision=decision[:, 0] if K == 1 else decision,

@@ -18,10 +18,11 @@ estimator the class frequencies or mean target of all rows.
 import time
 
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
+from .._result import Result
 from .._progress import Progress, run_tasks
 from .any_model import banzhaf_refits, shapley_refits, uses_any_model
 from .subsets import (
@@ -252,7 +253,7 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             full_u, null_u = full, null
         values = marginals.mean(0)
         stderr = marginals.std(0, ddof=1) / np.sqrt(n_permutations)
-        return Bunch(
+        return Result(
             data_values=values, stderr=stderr, test_values=test_values,
             n_permutations=n_permutations, n_fits=n_fits,
             mean_prefix_fraction=n_fits / needed,
@@ -397,7 +398,7 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
                 f"subsets; raise n_samples (got {n_samples}).")
         _, _, se, _, _ = in_out_means(U.mean(1, keepdims=True), masks)
         test_values = mean_in - mean_out
-        return Bunch(data_values=test_values.mean(0), stderr=se[0],
+        return Result(data_values=test_values.mean(0), stderr=se[0],
                      test_values=test_values, n_samples=n_samples, masks=masks,
                      utilities=U)
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 from scipy.stats import kendalltau, pearsonr, spearmanr
-from sklearn.utils import Bunch
 
+from .._result import Result
 from ..estimators.subsets import top_k_overlap
 
 __all__ = ["compare_scores"]
@@ -60,7 +60,7 @@ def compare_scores(a, b, *, k=10):
     if k < 1:
         raise ValueError(f"k must be a positive integer; got {k}.")
     slope, intercept = np.polyfit(a, b, 1)
-    return Bunch(
+    return Result(
         pearson=float(pearsonr(a, b)[0]), spearman=float(spearmanr(a, b)[0]),
         kendall=float(kendalltau(a, b)[0]), slope=float(slope),
         intercept=float(intercept),

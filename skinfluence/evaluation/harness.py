@@ -27,8 +27,9 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.base import is_classifier
 from sklearn.metrics import roc_auc_score
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 
+from .._result import Result
 from .._fitted import FittedInfluence
 from ..estimators import (
     SubsetEngine,
@@ -228,5 +229,5 @@ def evaluate_estimators(estimator, X, y, X_test, y_test, *, methods=METHODS,
         lines.append(f"{row['method']:14s} {row['loo_pearson']:11.3f} "
                      f"{row['loo_spearman']:12.3f} {row['lds']:6.3f} "
                      f"{row['flip_auc']:8.3f} {row['seconds']:8.2f}")
-    return Bunch(table=table, scores=scores, flipped=flipped, text="\n".join(lines),
+    return Result(table=table, scores=scores, flipped=flipped, text="\n".join(lines),
                  model=model)

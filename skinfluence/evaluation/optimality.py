@@ -12,8 +12,8 @@ many typical removals away from the optimum the fit stopped.
 """
 
 import numpy as np
-from sklearn.utils import Bunch
 
+from .._result import Result
 from .._influence import leverage_blocks
 
 __all__ = ["optimality_gap"]
@@ -66,4 +66,4 @@ def optimality_gap(fitted, max_rows=1000):
     squares = np.clip(np.einsum("nk,nkl,nl->n", R, M, R), 0.0, None)
     step = float(np.sqrt(squares.mean()))
     ratio = decrement / step if step > 0 else np.inf
-    return Bunch(newton_decrement=decrement, loo_step=step, ratio=ratio)
+    return Result(newton_decrement=decrement, loo_step=step, ratio=ratio)

@@ -22,11 +22,12 @@ import warnings
 import numpy as np
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples
 from threadpoolctl import threadpool_limits
 
+from .._result import Result
 from ..applications.functionals import GAPS, gap_weights
 from ..estimators.subsets import SubsetEngine, check_data, fitted_estimator
 from ..exact.refit_any import ModelRefits, describe_failures
@@ -259,7 +260,7 @@ def removal_curve(estimator, X, y, X_eval, y_eval, scores, *,
         random_mean = random.mean(axis=0) if n_random else np.full(len(counts), np.nan)
         random_std = (random.std(axis=0, ddof=1) if n_random > 1
                       else np.full(len(counts), np.nan))
-    return Bunch(fractions=fractions, n_removed=counts, targeted=values[0],
+    return Result(fractions=fractions, n_removed=counts, targeted=values[0],
                  random=random, random_mean=random_mean, random_std=random_std,
                  order=order, metric=metric if isinstance(metric, str) else
                  getattr(metric, "__name__", "scorer"), direction=direction,

@@ -4,9 +4,10 @@ from numbers import Integral
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.utils import Bunch, _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import _num_samples
 
+from .._result import Result, TrustReport
 from ..exact import has_certificate
 
 __all__ = ["trust_report", "plot_estimated_vs_actual"]
@@ -66,15 +67,18 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exac
     gap = np.abs(estimated - actual).ravel()
     worst = np.argsort(-gap, kind="stable")[:n_disagreements]
     rows, cols = np.unravel_index(worst, estimated.shape)
-    report = Bunch(
+    report = TrustReport(
         pearson=float(np.corrcoef(estimated.ravel(), actual.ravel())[0, 1]),
         spearman=float(spearmanr(estimated.ravel(), actual.ravel())[0]),
         helpful_overlap=_top_k_overlap(estimated, actual, k, largest=True),
         harmful_overlap=_top_k_overlap(estimated, actual, k, largest=False),
         certified_sign=certified_sign,
         k=k,
-        disagreements=Bunch(
+        disagreements=Result(
             test_index=test_rows[rows], train_index=train_rows[cols],
+            test_label=_labels_of(getattr(X, "index", None), test_rows[rows]),
+            train_label=_labels_of(getattr(explainer, "_training_index", None),
+                                   train_rows[cols]),
             estimated=estimated[rows, cols], actual=actual[rows, cols],
         ),
         estimated=estimated,
@@ -91,6 +95,13 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exac
                                              title=f"{method} vs {loo_method} LOO")
         report.figure = report.ax.figure
     return report
+
+
+def _labels_of(index, positions):
+    """Row labels at ``positions`` (the positions themselves without an index)."""
+    if index is None:
+        return np.asarray(positions)
+    return np.asarray(index, dtype=object)[positions]
 
 
 def plot_estimated_vs_actual(estimated, actual, *, ax=None, title=None):

@@ -114,10 +114,10 @@ import numpy as np
 import scipy.linalg as la
 from joblib import effective_n_jobs
 from scipy.special import logsumexp
-from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from .._result import Result
 from .._influence import leverage_blocks
 from .._threads import limit_small
 from ..families import (
@@ -597,7 +597,7 @@ def _certify(ref, batch, delta):
     unusable = ~batch.usable
     estimate[:, unusable] = np.nan
     loss_lo[:, unusable], loss_hi[:, unusable] = -np.inf, np.inf
-    return Bunch(estimate=estimate, lower=loss_lo, upper=loss_hi,
+    return Result(estimate=estimate, lower=loss_lo, upper=loss_hi,
                  residual=lam.max(axis=1), margin_change=s, finite=finite)
 
 
@@ -765,7 +765,7 @@ def _refine_block(ref, members, base, threshold, X, y, sample_weight):
         upper[:, position] = np.minimum(upper[:, position], cert.upper[:, 0])
         estimate[:, position] = cert.estimate[:, 0]
         residual[position] = cert.residual[0]
-    return Bunch(estimate=estimate, lower=lower, upper=upper, steps=steps,
+    return Result(estimate=estimate, lower=lower, upper=upper, steps=steps,
                  residual=residual)
 
 
@@ -911,7 +911,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
 
     base_batch = _removals(ref, [np.empty(0, dtype=np.intp)])
     base = _certify(ref, base_batch, base_batch.newton_point(ref))
-    base = Bunch(estimate=base.estimate[:, 0], lower=base.lower[:, 0],
+    base = Result(estimate=base.estimate[:, 0], lower=base.lower[:, 0],
                  upper=base.upper[:, 0])
 
     estimate = np.full((m, n_removals), np.nan)
@@ -973,7 +973,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
                              estimate, lower, upper, threshold, margin_change,
                              refined, undefined)
     _warn(removals, undefined, lower, upper)
-    return Bunch(estimate=estimate, lower=lower, upper=upper, refined=refined,
+    return Result(estimate=estimate, lower=lower, upper=upper, refined=refined,
                  certified_sign=certified_sign, fit_decrement=fit_decrement,
                  polished=polished, baseline_width=baseline_width,
                  residual=residual, margin_change=margin_change, n_steps=n_steps,
