@@ -908,7 +908,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         report : Bunch
-            ``pearson``, ``spearman``; ``helpful_overlap`` and
+            ``pearson``, ``spearman`` (over the finite pairs; NaN, with a
+            sentence in ``note``, where the effects are constant); ``helpful_overlap`` and
             ``harmful_overlap``, the mean share of the top-``k`` most helpful
             (most harmful) training rows per test row that both agree on;
             ``certified_sign``, the share of the sampled pairs whose sign

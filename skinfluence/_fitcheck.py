@@ -32,7 +32,18 @@ from sklearn.utils import Bunch
 __all__ = ["check_fit", "FitWarning"]
 
 class FitWarning(UserWarning):
-    """The fitted model is not where the influence formulas assume it is."""
+    """The fitted model is not where the influence formulas assume it is.
+
+    Raised by :meth:`InfluenceExplainer.fit` when the estimator's
+    coefficients are not at the optimum of its objective on the data passed
+    (fitted on other rows, stopped early, or a kept-rank least squares), with
+    the size of the gap and the fix. Silence it like any warning once the cause
+    is understood::
+
+        import warnings
+        from skinfluence import FitWarning
+        warnings.filterwarnings("ignore", category=FitWarning)
+    """
 
 
 def _relative_change(new, old):

@@ -57,6 +57,8 @@ class TrustReport(Result):
             f"  top-{self.k} overlap: helpful {self.helpful_overlap:.2f}, "
             f"harmful {self.harmful_overlap:.2f}",
         ]
+        if self.get("note"):
+            lines.append(f"  note: {self.note}")
         if self.get("certified_sign") is not None:
             lines.append(f"  certified sign: {self.certified_sign:.1%} of the pairs")
         worst = self.get("disagreements")

@@ -82,6 +82,25 @@ def test_trust_report_checks_lengths_and_sizes(ridge):
             explainer.trust_report(X[:5], y[:5], loo_method="exact", **{name: 0})
 
 
+def test_trust_report_on_flat_test_losses_says_why_correlations_are_nan():
+    """Test rows outside the hinge margin have zero loss whatever a removal
+    does: the correlations are undefined and the report says so, without
+    numpy warnings."""
+    X, y = classification(n=80)
+    model = LinearSVC(loss="hinge", C=1.0, max_iter=100_000, tol=1e-10).fit(X, y)
+    explainer = InfluenceExplainer(model).fit(X, y)
+    outside = np.flatnonzero(model.decision_function(X) * (2 * y - 1) > 1.5)[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = explainer.trust_report(X[outside], y[outside], loo_method="exact")
+    assert np.ptp(report.actual) == 0  # the truth itself is flat
+    assert np.isnan(report.pearson) and np.isnan(report.spearman)
+    assert "constant" in report.note and "note:" in repr(report)
+    inside = np.argsort(np.abs(model.decision_function(X)))[:3]
+    report = explainer.trust_report(X[inside], y[inside], loo_method="exact")
+    assert np.isfinite(report.pearson) and report.note is None
+
+
 # ------------------------------------------------------------ sole member of a class
 @pytest.mark.parametrize("method", ["refit", "exact", "newton"])
 def test_removing_the_only_member_of_a_class_is_nan_and_named(method):

@@ -360,6 +360,7 @@ def _wrong_data_cases():
 
 
 @pytest.mark.parametrize("model, X, y, X_wrong, y_wrong", _wrong_data_cases())
+@pytest.mark.filterwarnings("ignore:This LinearSVC is not at the optimum")
 def test_warns_when_model_was_fitted_on_other_data(model, X, y, X_wrong, y_wrong):
     model = clone(model).fit(X, y)
     with pytest.warns(UserWarning, match="does not look fitted"):

@@ -25,6 +25,26 @@ def _top_k_overlap(estimated, actual, k, largest):
     return float(np.mean(shares))
 
 
+def _correlations(estimated, actual):
+    """Pearson and Spearman correlations, NaN with a note where undefined."""
+    finite = np.isfinite(estimated) & np.isfinite(actual)
+    estimated, actual = estimated[finite], actual[finite]
+    if finite.sum() < 2 or np.ptp(estimated) == 0 or np.ptp(actual) == 0:
+        constant = [name for name, values in (("estimated", estimated),
+                                              ("actual", actual))
+                    if values.size and np.ptp(values) == 0]
+        return np.nan, np.nan, (
+            f"The {' and '.join(constant) or 'finite'} effects are "
+            f"{'constant' if constant else 'fewer than two'}, so the correlations "
+            "are undefined (NaN). This happens when every sampled test loss is "
+            "flat in the coefficients (for example test rows outside a hinge "
+            "margin); pass other test rows or a larger n_test.")
+    note = None if finite.all() else (
+        f"{(~finite).sum()} undefined (NaN) pair(s) left out of the correlations.")
+    return (float(np.corrcoef(estimated, actual)[0, 1]),
+            float(spearmanr(estimated, actual)[0]), note)
+
+
 def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exact",
                  n_test=5, n_train=200, k=10, n_disagreements=10, random_state=None,
                  n_jobs=None, verbose=0, plot=False, ax=None):
@@ -67,9 +87,11 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exac
     gap = np.abs(estimated - actual).ravel()
     worst = np.argsort(-gap, kind="stable")[:n_disagreements]
     rows, cols = np.unravel_index(worst, estimated.shape)
+    pearson, spearman, note = _correlations(estimated.ravel(), actual.ravel())
     report = TrustReport(
-        pearson=float(np.corrcoef(estimated.ravel(), actual.ravel())[0, 1]),
-        spearman=float(spearmanr(estimated.ravel(), actual.ravel())[0]),
+        pearson=pearson,
+        spearman=spearman,
+        note=note,
         helpful_overlap=_top_k_overlap(estimated, actual, k, largest=True),
         harmful_overlap=_top_k_overlap(estimated, actual, k, largest=False),
         certified_sign=certified_sign,

@@ -1009,7 +1009,8 @@ def _width_reasons(family, ref, fit_decrement, polished, baseline_width, estimat
                    lower, upper, threshold, margin_change, refined, undefined):
     """Plain sentences on what makes the intervals as wide as they are."""
     reasons = []
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no finite width
         width = upper - lower
         big = np.abs(estimate) >= threshold
         share = np.nanmedian(np.where(big, baseline_width[:, None] / width, np.nan)) \

@@ -25,7 +25,10 @@ leave-one-out optimum of the objective tilted by the full fit's own residual
 gradient, the same tilt as the baseline, which changes an effect only at
 second order. Iterations stop on the Newton decrement relative to that row's
 first one, a scale-free criterion: an effect that is small is computed to the
-same relative precision as a large one, never rounded to 0.
+same relative precision as a large one, never rounded to 0. The one exception is
+a row whose decrement reaches the rounding floor of the full optimum itself
+(twice the decrement :func:`polish_optimum` leaves): no iteration can go below
+it, and its effect is then correct to that absolute rounding level.
 """
 
 import copy
@@ -194,11 +197,14 @@ def _loo_weights(problem, rows):
     return weights
 
 
-def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
+def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50, floor=0.0):
     """Leave-one-out optima for a block of rows.
 
     ``problem`` is bound at the full optimum and ``solver`` holds its
     factorised Hessian (at the fitted coefficients; it only preconditions).
+    A row stops when its Newton decrement is ``tol`` times its first one or
+    at most ``floor`` (the decrement rounding leaves at the full optimum,
+    below which a row whose removal barely moves the optimum cannot go).
 
     Returns
     -------
@@ -240,6 +246,7 @@ def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
     delta = np.zeros((problem.n_parameters, b))
     first = np.zeros(b)
     relative = np.full(b, np.inf)
+    absolute = np.full(b, np.inf)
     n_iter = np.zeros(b, dtype=int)
     active = usable.copy()
     for iteration in range(max_iter + 1):
@@ -262,20 +269,23 @@ def newton_block(problem, solver, rows, tol=LOO_TOL, max_iter=50):
             delta[:, cols[diverged]] = 0.0
             relative[cols[diverged]] = np.inf
             active[cols[diverged]] = False
-        done = relative[cols] <= tol
+        done = (relative[cols] <= tol) | (decrement <= floor)
+        absolute[cols] = decrement
         active[cols[done]] = False
         if iteration == max_iter:
             break
         go = ~done & ~diverged
         delta[:, cols[go]] -= step[:, go]
         n_iter[cols[go]] += 1
-    converged = usable & (relative <= tol)
+    converged = usable & ((relative <= tol) | (absolute <= floor))
     for position in np.flatnonzero(~converged):
-        delta[:, position], n_more, relative[position] = _full_newton(
-            problem, rows[position], delta[:, position], weights[:, :, position],
-            fixed[:, position], first[position], tol)
+        delta[:, position], n_more, relative[position], absolute[position] = \
+            _full_newton(problem, rows[position], delta[:, position],
+                         weights[:, :, position], fixed[:, position], first[position],
+                         tol, floor=floor)
         n_iter[position] += n_more
-        converged[position] = relative[position] <= max(tol, 1e-8)
+        converged[position] = ((relative[position] <= max(tol, 1e-8))
+                               or absolute[position] <= floor)
     thetas = problem.theta[:, None] + delta
     return thetas, Bunch(n_iter=n_iter, converged=converged, decrement=relative)
 
@@ -286,17 +296,18 @@ def _subset_solve(solver, W, HW, S_inv, cols, grad):
     return u + np.einsum("bdk,bkl,bl->db", HW[cols], S_inv[cols], Wu)
 
 
-def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
+def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50,
+                 floor=0.0):
     """Damped Newton on one leave-one-out objective (its exact Hessian at
     every iterate), from ``theta* + delta``, with the gradient in the change
-    form. Returns ``(delta, n_iter, relative decrement)``."""
+    form. Returns ``(delta, n_iter, relative decrement, decrement)``."""
     family = problem.family
     # the leave-one-out objective on the data without the row (a refit's)
     keep = np.arange(problem.n_samples) != row
     X, y, sample_weight = problem.X[keep], problem.y[keep], problem.sample_weight[keep]
     if not np.all(np.isfinite(delta)):
         delta = np.zeros_like(delta)
-    relative, n_iter = np.inf, 0
+    relative, decrement, n_iter = np.inf, np.inf, 0
     loo = family.bind(X, y, sample_weight, problem.theta + delta)
     for n_iter in range(max_iter + 1):
         dZ = problem.parameters_to_rows(delta[:, None])[:, :, 0]
@@ -310,7 +321,8 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
         if first == 0:
             first = decrement
         relative = decrement / first if first > 0 else 0.0
-        if relative <= tol or n_iter == max_iter or not np.isfinite(relative):
+        if (relative <= tol or decrement <= floor or n_iter == max_iter
+                or not np.isfinite(relative)):
             break
         # Armijo on the leave-one-out objective while far from its optimum
         value = loo.objective()
@@ -322,13 +334,14 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50):
                 break
             rate *= 0.5
         delta, loo = delta - rate * step, trial
-    return delta, n_iter, relative
+    return delta, n_iter, relative, decrement
 
 
-def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter):
+def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter, floor):
     """Test quantities at the leave-one-out optima of a block of rows."""
     with threadpool_limits(1):
-        thetas, info = newton_block(problem, solver, np.asarray(rows), tol, max_iter)
+        thetas, info = newton_block(problem, solver, np.asarray(rows), tol, max_iter,
+                                    floor)
         out = np.stack([problem.family.test_quantity(X_test, y_test, theta)
                         for theta in thetas.T])
     return out, info
@@ -363,8 +376,9 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))
     fitted = family.bind(X, y, sample_weight)
-    theta, _ = polish_optimum(family, X, y, sample_weight, solver=solver)
+    theta, polished = polish_optimum(family, X, y, sample_weight, solver=solver)
     problem = family.bind(X, y, sample_weight, theta)
+    floor = 2.0 * polished.decrement
     if not family.quadratic and np.linalg.norm(problem.curvature - fitted.curvature) > \
             1e-3 * np.linalg.norm(fitted.curvature):
         # the fit was far from its optimum: precondition with the Hessian there
@@ -395,7 +409,7 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     starts = range(0, len(rows), _NEWTON_BLOCK)
     parts = run_tasks(
         [delayed(_newton_batch)(problem, solver, rows[start : start + _NEWTON_BLOCK],
-                                X_test, y_test, tol, max_iter)
+                                X_test, y_test, tol, max_iter, floor)
          # fixed blocks: the same arithmetic whatever n_jobs or the backend
          for start in starts],
         [len(rows[start : start + _NEWTON_BLOCK]) for start in starts], n_jobs=n_jobs,

@@ -384,6 +384,7 @@ def solve_squared(problem, theta, *, max_iter=100):
     theta = np.asarray(theta, dtype=float).copy()
     q = rows.n_columns
     converged, previous, n_iter = False, None, 0
+    best, best_size = theta, np.inf
     for n_iter in range(1, max_iter + 1):
         _, active, alpha = _squared_parts(problem, theta)
         gradient = theta - rows.combine(alpha)
@@ -400,10 +401,18 @@ def solve_squared(problem, theta, *, max_iter=100):
         else:  # Woodbury: (I + S^T S)^-1 g = g - S^T (I + S S^T)^-1 S g
             step = gradient - S.T @ np.linalg.solve(np.eye(idx.size) + S @ S.T,
                                                     S @ gradient)
+        size = float(np.linalg.norm(gradient))
+        if size < best_size:
+            best, best_size = theta, size
         value = _squared_objective(problem, theta)
         rate, decrease = 1.0, float(gradient @ step)
         trial = theta - step
-        while rate > 1e-12 and _squared_objective(problem, trial) > value - 1e-4 * rate * decrease:
+        # within rounding of the optimum the predicted decrease is below the
+        # rounding of the objective, where a line search cannot judge: the full
+        # Newton step is safe there (exact once the active rows are right)
+        near = decrease <= 1e3 * np.finfo(float).eps * max(abs(value), 1.0)
+        while (not near and rate > 1e-12
+               and _squared_objective(problem, trial) > value - 1e-4 * rate * decrease):
             rate *= 0.5
             trial = theta - rate * step
         previous = key if rate == 1.0 else None
@@ -411,6 +420,12 @@ def solve_squared(problem, theta, *, max_iter=100):
             converged = True
             break
         theta = trial
+    else:
+        size = float(np.linalg.norm(
+            theta - rows.combine(_squared_parts(problem, theta)[2])))
+        if size < best_size:
+            best, best_size = theta, size
+        theta = best
     certificate = certify_squared(problem, theta)
     return Bunch(n_iter=n_iter, converged=converged, state=None, **certificate)
 

@@ -18,6 +18,10 @@ from sklearn.svm import LinearSVC
 from skinfluence import InfluenceExplainer
 from skinfluence.exact import certified
 
+# removals the bound cannot reach are infinite by design here, and warned about
+# (tested in test_budget_limits_the_refined_removals)
+pytestmark = pytest.mark.filterwarnings("ignore:No finite certified interval")
+
 #: the truth is exact to about 1e-12 of the largest effect
 REFERENCE_TOL = 1e-11
 
@@ -218,6 +222,7 @@ def test_refinement_makes_intervals_narrow_and_certifies_signs(record_property):
     assert np.median(relative_widths(plain, truth)[0]) > np.median(widths)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_an_unconverged_fit_is_carried_not_assumed_away():
     """A fit stopped far from its optimum: the intervals (without polishing)
     still contain the exact effects, are wider, and say why."""
@@ -234,6 +239,7 @@ def test_an_unconverged_fit_is_carried_not_assumed_away():
     assert any("not at its optimum" in reason for reason in plain.reasons)
 
 
+@pytest.mark.filterwarnings("ignore::skinfluence.FitWarning")
 def test_newton_explain_starts_from_the_residual_gradient():
     """explain(method='newton') corrects the baseline by one Newton step, so
     for squared loss fitted by an iterative solver at a loose tolerance it is
@@ -342,7 +348,8 @@ def test_removing_a_class_gives_nan_with_a_warning():
 def test_budget_limits_the_refined_removals():
     X, y, X_test, y_test = classification(11, n=60, shift=1.5)
     explainer = fitted(LogisticRegression(C=10.0), X, y)
-    none = explainer.loo_interval(X_test, y_test, max_refine=0)
+    with pytest.warns(UserWarning, match="No finite certified interval.*refine=True"):
+        none = explainer.loo_interval(X_test, y_test, max_refine=0)
     assert not none.refined.any()
     some = explainer.loo_interval(X_test, y_test, max_refine=2)
     assert some.refined.sum() <= 2

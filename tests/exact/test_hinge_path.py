@@ -476,6 +476,7 @@ def test_estimator_untouched_and_self_loss():
 
 
 # ------------------------------------------------------ exact solution
+@pytest.mark.filterwarnings("ignore::skinfluence.FitWarning")
 def test_exact_solution_certificate_and_fit_warning():
     X, X_test, y, y_test = collinear()
     model = LinearSVC(loss="hinge", C=1.0, random_state=0, max_iter=100_000).fit(X, y)
@@ -504,6 +505,7 @@ def test_exact_solution_certificate_and_fit_warning():
         InfluenceExplainer(model).fit(X, y)  # converged: no warning
 
 
+@pytest.mark.filterwarnings("ignore::skinfluence.FitWarning")
 def test_squared_hinge_exact_solution_is_stationary():
     X, X_test, y, y_test = digits([1, 7])
     model = LinearSVC(C=0.5, class_weight={1: 2.0}).fit(X, y)  # default tol

@@ -577,6 +577,7 @@ def test_non_smooth_or_unsupported_options_raise_value_error(estimator, kind, ma
     (LogisticRegression(penalty="l1", solver="liblinear"), "bin"),
     (LogisticRegression(penalty="elasticnet", l1_ratio=0.5, solver="saga"), "bin"),
 ], ids=["logit-l1", "logit-enet", "logit-penalty-l1", "logit-penalty-enet"])
+@pytest.mark.filterwarnings("ignore:Inconsistent values:UserWarning")  # penalty= is deprecated
 def test_l1_logistic_goes_to_the_active_set_families_and_l2_ones_refuse_it(
         estimator, kind):
     X, y = _data(kind)

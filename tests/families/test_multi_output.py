@@ -211,6 +211,7 @@ def test_errors_name_the_fix():
         family_for(LinearRegression(positive=True).fit(X, Y))
 
 
+@pytest.mark.filterwarnings("ignore::skinfluence.FitWarning")
 def test_rank_deficient_least_squares():
     X, Y = diabetes_targets(80)
     X = np.hstack([X, X[:, :1]])  # a duplicated column: rank_ < n_features

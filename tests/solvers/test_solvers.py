@@ -79,6 +79,8 @@ def test_cg_matches_direct(name, sparse):
         assert sp.issparse(cg.problem_.X)
 
 
+@pytest.mark.filterwarnings("ignore::skinfluence.FitWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_cg_handles_rank_deficient_least_squares():
     # duplicated column, no penalty: the direct solver needs a pseudo-inverse;
     # cg solves the consistent singular system (right-hand sides lie in the
@@ -160,7 +162,8 @@ def test_lissa_defaults_agree_with_direct(name):
 def test_cg_warns_when_max_iter_is_too_small():
     X, y, X_test, y_test, model = _case("binary")
     model.fit(X, y)
-    explainer = InfluenceExplainer(model, solver="cg", max_iter=2).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):  # the fit check
+        explainer = InfluenceExplainer(model, solver="cg", max_iter=2).fit(X, y)
     with pytest.warns(ConvergenceWarning, match="Increase max_iter.*damping.*direct"):
         explainer.explain(X_test, y_test)
     assert not explainer.solver_.diagnostics_["converged"].any()
