@@ -75,7 +75,7 @@ def _output_names(family):
 
 
 def _rows(labels, rows):
-    labels = np.asarray(labels, dtype=object)
+    """The labels of ``rows`` (positions), keeping the index's dtype."""
     return labels if rows is None else labels[np.asarray(rows)]
 
 
@@ -138,8 +138,7 @@ def _top_frame(result, test, train):
     order of the test rows, helpful before harmful."""
     import pandas as pd
 
-    train_labels = np.asarray(train, dtype=object)
-    test_labels = np.asarray(test, dtype=object)
+    train_labels, test_labels = pd.Index(train), pd.Index(test)
     parts = []
     for order, side in enumerate(("helpful", "harmful")):
         idx = np.asarray(result[f"{side}_indices"])
@@ -147,10 +146,10 @@ def _top_frame(result, test, train):
         m, k = idx.shape
         parts.append(pd.DataFrame({
             "_position": np.repeat(np.arange(m), k) * 2 + order,
-            "test": np.repeat(test_labels, k),
+            "test": test_labels.repeat(k),
             "direction": side,
             "rank": np.tile(np.arange(1, k + 1), m),
-            "train": train_labels[idx.ravel()],
+            "train": train_labels.take(idx.ravel()),
             "influence": values.ravel(),
         }))
     frame = pd.concat(parts, ignore_index=True)
