@@ -38,11 +38,22 @@ class FitWarning(UserWarning):
     coefficients are not at the optimum of its objective on the data passed
     (fitted on other rows, stopped early, or a kept-rank least squares), with
     the size of the gap and the fix. Silence it like any warning once the cause
-    is understood::
+    is understood.
 
-        import warnings
-        from skinfluence import FitWarning
-        warnings.filterwarnings("ignore", category=FitWarning)
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> from skinfluence import FitWarning, InfluenceExplainer
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = Ridge().fit(X[:200], y[:200])        # fitted on other rows
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     explainer = InfluenceExplainer(model).fit(X[200:], y[200:])
+    >>> [type(w.message).__name__ for w in caught]
+    ['FitWarning']
+    >>> warnings.filterwarnings("ignore", category=FitWarning)  # once understood
     """
 
 

@@ -134,6 +134,7 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
         repeat_values : ndarray (n_repeats, n_train)
             With ``n_repeats >= 2``: each repeat's mean influence per row.
         seconds : float
+            Wall-clock time.
 
     References
     ----------

@@ -171,6 +171,7 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             Shapley value for each validation row's utility (their mean is
             ``data_values``).
         n_permutations, n_fits : int
+            Permutations run and models fitted.
         mean_prefix_fraction : float
             Share of the prefixes fitted (1 without truncation).
         relative_stderr : float
@@ -179,7 +180,8 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             Mean utility of the model on all rows and of the null model
             (without truncation the values sum to their difference).
         seconds, seconds_per_1000_permutations : float
-        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values
+            Wall-clock time, in total and per 1000 permutations.
+        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values : ndarray, float
             With ``n_repeats >= 2``: the standard error of ``data_values``
             from the spread of the repeats, the mean share of the ``k`` most
             valuable (least valuable) rows two repeats agree on, and each
@@ -333,14 +335,17 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
         test_values : ndarray (n_test, n_train)
             Per validation row.
         n_samples : int
+            Subsets sampled (models fitted).
         masks : ndarray (n_samples, n_train) of bool
             The sampled subsets.
         utilities : ndarray (n_samples, n_test)
             The utility of each subset's model for each validation row (one
             column with ``scoring``).
         relative_stderr : float
+            ``median(stderr) / mean(|values|)``: a convergence diagnostic.
         seconds, seconds_per_1000_samples : float
-        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values
+            Wall-clock time, in total and per 1000 subsets.
+        repeat_stderr, helpful_overlap, harmful_overlap, repeat_values : ndarray, float
             With ``n_repeats >= 2``, as in :func:`tmc_shapley`.
 
     References

@@ -35,6 +35,7 @@ def compare_scores(a, b, *, k=10):
             Share of the ``k`` largest (smallest) entries of ``a`` that are
             among the ``k`` largest (smallest) of ``b``.
         n : int
+            Number of entries compared.
 
     Examples
     --------

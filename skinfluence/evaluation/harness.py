@@ -145,7 +145,9 @@ def evaluate_estimators(estimator, X, y, X_test, y_test, *, methods=METHODS,
             One row per method: ``method``, ``loo_pearson``, ``loo_spearman``,
             ``lds``, ``flip_auc``, ``seconds``.
         scores : dict of ndarray (n_test, n_train)
+            Each method's scores, in the sign and units of ``explain``.
         flipped : ndarray (n_train,) of bool
+            The training rows whose labels were flipped.
         text : str
             The table, formatted.
 

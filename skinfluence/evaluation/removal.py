@@ -177,14 +177,17 @@ def removal_curve(estimator, X, y, X_eval, y_eval, scores, *,
     -------
     curve : Bunch
         fractions, n_removed : ndarray (n_fractions,)
+            The fractions asked for and the number of rows each removes.
         targeted : ndarray (n_fractions,)
             The metric after removing the top rows by ``scores``.
         random : ndarray (n_random, n_fractions)
+            The metric after each random removal of the same size.
         random_mean, random_std : ndarray (n_fractions,)
             Mean and standard deviation over the random removals.
         order : ndarray of int
             Training rows in removal order.
         metric, direction, engine : str
+            The settings used (``engine`` as resolved from ``"auto"``).
         full : float
             The metric of the model on all rows.
 

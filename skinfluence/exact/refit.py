@@ -84,6 +84,14 @@ def tight_clone(estimator, tol=1e-10):
     The refit engine then polishes each refit of a smooth model to the floor
     of its Newton decrement (see :func:`refit_loo`), so ``tol`` only needs to
     bring the solver close.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import tight_clone
+    >>> clone = tight_clone(LogisticRegression(C=0.5))
+    >>> clone.C, clone.solver, clone.tol
+    (0.5, 'newton-cholesky', 1e-10)
     """
     if isinstance(estimator, RidgeCV):
         alpha = np.ravel(np.asarray(estimator.alpha_, dtype=float))  # one per target
