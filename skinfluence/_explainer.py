@@ -770,7 +770,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
     @_limit_small_threads
     def loo_interval(self, X, y=None, *, train_indices=None, groups=None,
-                     refine=True, max_refine=None, n_jobs=None):
+                     refine=True, max_refine=None, n_jobs=None, verbose=0):
         """Intervals that provably contain the exact leave-one-out effects.
 
         For each test row ``j`` and each removal (a training row, or a group of
@@ -813,6 +813,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             is wider than 1% of the effect (median).
         n_jobs : int, default=None
             joblib workers; results do not depend on it.
+        verbose : int, default=0
+            Report progress of the first pass and of each refinement round on
+            stderr (1: about every 10 s, 2: every second).
 
         Returns
         -------
@@ -869,7 +872,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             removals, _ = applications.group_index(groups, self.problem_.n_samples)
         return self.influence_.loo_interval(
             self._prepare_X(X), y, rows=train_indices, removals=removals,
-            refine=refine, max_refine=max_refine, n_jobs=n_jobs)
+            refine=refine, max_refine=max_refine, n_jobs=n_jobs, verbose=verbose)
 
     def trust_report(self, X, y=None, *, method="first_order", loo_method="auto",
                      n_test=5, n_train=200, k=10, random_state=None, n_jobs=None,

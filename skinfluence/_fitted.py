@@ -514,7 +514,7 @@ class FittedInfluence:
         return out
 
     def loo_interval(self, X, y=None, *, rows=None, removals=None, refine=True,
-                     max_refine=None, n_jobs=None):
+                     max_refine=None, n_jobs=None, verbose=0):
         """Certified intervals containing the exact effect of removing each
         training row of ``rows`` (or each index array of ``removals``) on each
         test quantity: :func:`~skinfluence.exact.certified.certified_loo`."""
@@ -525,7 +525,7 @@ class FittedInfluence:
         return certified_loo(
             self.family, problem.X, problem.y, problem.sample_weight, X, labels,
             removals, solver=self.solver, leverage=self.leverage, refine=refine,
-            max_refine=max_refine, n_jobs=n_jobs,
+            max_refine=max_refine, n_jobs=n_jobs, verbose=verbose,
             cache=self.__dict__.setdefault("_certificate_cache", {}))
 
 

@@ -24,7 +24,8 @@ class Progress:
     what : str
         What is done, e.g. ``"leave-one-out refits"``.
     verbose : int
-        0: silent. 1: a line about every 10 s. 2 or more: every second.
+        0: silent. 1: a first line after 2 s (with the time left), then about
+        every 10 s. 2 or more: every second.
     unit : str, default="rows"
     """
 
@@ -33,7 +34,9 @@ class Progress:
         self.verbose = int(verbose or 0)
         self.interval = 10.0 if self.verbose == 1 else 1.0
         self.done = 0
-        self.start = self.last = time.perf_counter()
+        self.start = time.perf_counter()
+        # the first report comes early, so a long run says what it will cost
+        self.next = self.start + (2.0 if self.verbose == 1 else self.interval)
 
     def update(self, n=1):
         """Count ``n`` more units done; report if it is time."""
@@ -41,8 +44,8 @@ class Progress:
         if not self.verbose:
             return
         now = time.perf_counter()
-        if now - self.last >= self.interval or self.done >= self.total:
-            self.last = now
+        if now >= self.next or self.done >= self.total:
+            self.next = now + self.interval
             self._report(now)
 
     def _report(self, now):

@@ -250,6 +250,18 @@ def test_long_loops_report_progress_when_verbose(method, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_certified_intervals_report_progress_when_verbose(n_jobs, capsys):
+    X, y = classification(n=80)
+    explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+    quiet = explainer.loo_interval(X[:2], y[:2], n_jobs=n_jobs)
+    assert capsys.readouterr().err == ""
+    loud = explainer.loo_interval(X[:2], y[:2], n_jobs=n_jobs, verbose=2)
+    err = capsys.readouterr().err
+    assert "certified intervals: 80/80 removals" in err and "s left" in err
+    np.testing.assert_array_equal(loud.lower, quiet.lower)  # reporting changes nothing
+
+
 def test_long_refit_runs_say_so_unless_asked_row_by_row(monkeypatch):
     from skinfluence.exact import refit as refit_module
 

@@ -114,9 +114,10 @@ import numpy as np
 import scipy.linalg as la
 from joblib import effective_n_jobs
 from scipy.special import logsumexp
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.parallel import delayed
 from threadpoolctl import threadpool_limits
 
+from .._progress import Progress, run_tasks
 from .._result import Result
 from .._influence import leverage_blocks
 from .._threads import limit_small
@@ -642,16 +643,26 @@ def _serial(worker, tasks, *args):
         return [worker(*task, *args) for task in tasks]
 
 
-def _run(worker, tasks, n_jobs, *args):
+def _run(worker, tasks, n_jobs, *args, progress=None, sizes=None):
     """``[worker(*task, *args) for task in tasks]``, in contiguous chunks over
     joblib workers of one BLAS thread each (the same arithmetic for any
-    ``n_jobs``; the caller sets the threads of a serial run)."""
+    ``n_jobs``; the caller sets the threads of a serial run). ``sizes`` (one
+    per task) are counted on ``progress`` as tasks finish."""
+    sizes = [1] * len(tasks) if sizes is None else sizes
     workers = min(effective_n_jobs(n_jobs), len(tasks))
     if workers <= 1:
-        return [worker(*task, *args) for task in tasks]
-    chunks = np.array_split(np.arange(len(tasks)), workers)
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(_serial)(worker, [tasks[i] for i in chunk], *args) for chunk in chunks)
+        results = []
+        for task, size in zip(tasks, sizes):
+            results.append(worker(*task, *args))
+            if progress is not None:
+                progress.update(size)
+        return results
+    # a few chunks per worker, so that progress is reported while they run
+    chunks = np.array_split(np.arange(len(tasks)), min(len(tasks), 4 * workers))
+    parts = run_tasks(
+        [delayed(_serial)(worker, [tasks[i] for i in chunk], *args) for chunk in chunks],
+        [sum(sizes[i] for i in chunk) for chunk in chunks], n_jobs=n_jobs,
+        progress=progress)
     return [result for part in parts for result in part]
 
 
@@ -840,7 +851,7 @@ def _budget(max_refine, n):
 
 def certified_loo(family, X, y, sample_weight, X_test, y_test, removals, *,
                   solver=None, leverage=None, refine=True, max_refine=None,
-                  n_jobs=None, cache=None):
+                  n_jobs=None, cache=None, verbose=0):
     """Intervals that contain the exact effect of each removal on each test loss.
 
     See the module docstring for the bound. ``removals`` is a list of integer
@@ -851,6 +862,8 @@ def certified_loo(family, X, y, sample_weight, X_test, y_test, removals, *,
     the polished optimum, its factorised Hessian and leverages between calls
     (they do not depend on the test rows). ``max_refine``: most removals refined, a count or
     (float) a fraction of the removals; None refines every one that needs it.
+    ``verbose``: progress of each pass on stderr (see
+    :class:`~skinfluence._progress.Progress`).
 
     Returns
     -------
@@ -865,7 +878,8 @@ def certified_loo(family, X, y, sample_weight, X_test, y_test, removals, *,
     _check_family(family)
     with limit_small(X.shape[0], family.n_parameters):
         return _certified_loo(family, X, y, sample_weight, X_test, y_test, removals,
-                              solver, leverage, refine, max_refine, n_jobs, cache)
+                              solver, leverage, refine, max_refine, n_jobs, cache,
+                              verbose)
 
 
 def _polished(family, X, y, sample_weight, cache):
@@ -882,7 +896,7 @@ def _polished(family, X, y, sample_weight, cache):
 
 
 def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver,
-                   leverage, refine, max_refine, n_jobs, cache):
+                   leverage, refine, max_refine, n_jobs, cache, verbose=0):
     n = X.shape[0]
     sample_weight = (np.ones(n) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))
@@ -920,7 +934,9 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     margin_change = np.full(n_removals, np.nan)
     blocks = [valid[start : start + _BLOCK] for start in range(0, valid.size, _BLOCK)]
     parts = _run(_first_pass, [(ref, [removals[i] for i in block]) for block in blocks],
-                 n_jobs)
+                 n_jobs, progress=Progress(valid.size, "certified intervals", verbose,
+                                           unit="removals"),
+                 sizes=[len(block) for block in blocks])
     for block, part in zip(blocks, parts):
         estimate[:, block], lower[:, block], upper[:, block] = _effects(
             part.estimate, part.lower, part.upper, base)
@@ -950,7 +966,10 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
                   for start in range(0, chosen.size, _BLOCK)]
         parts = _run(_refine_block, [(ref, [removals[i] for i in block])
                                      for block in blocks],
-                     n_jobs, base, threshold, X, y, sample_weight)
+                     n_jobs, base, threshold, X, y, sample_weight,
+                     progress=Progress(chosen.size, "certified refinement", verbose,
+                                       unit="removals"),
+                     sizes=[len(block) for block in blocks])
         for block, part in zip(blocks, parts):
             est, lo, hi = _effects(part.estimate, part.lower, part.upper, base)
             lower[:, block] = np.maximum(lower[:, block], lo)
