@@ -1349,7 +1349,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             return applications.prediction_influence(
                 self.influence_, self._prepare_X(X), method=method)
 
-    def regression_diagnostics(self, exact_dfbeta=True):
+    def regression_diagnostics(self, exact_dfbeta=True, *, n_jobs=None, verbose=0):
         """Classical influence diagnostics: least squares, or a logistic GLM.
 
         **LinearRegression, Ridge** (least squares): leverage, studentised
@@ -1380,6 +1380,10 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         exact_dfbeta : bool, default=True
             Logistic regression only: also compute ``dfbeta_exact`` (one exact
             leave-one-out optimum per row).
+        n_jobs : int, default=None
+            joblib workers for ``dfbeta_exact``; results do not depend on it.
+        verbose : int, default=0
+            Report the progress of ``dfbeta_exact`` on stderr.
 
         Returns
         -------
@@ -1412,8 +1416,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         with self._small_threads():
             if self.family_.is_classifier:
-                diagnostics = applications.glm_diagnostics(self.influence_,
-                                                           exact_dfbeta=exact_dfbeta)
+                diagnostics = applications.glm_diagnostics(
+                    self.influence_, exact_dfbeta=exact_dfbeta, n_jobs=n_jobs,
+                    verbose=verbose)
             else:
                 diagnostics = applications.regression_diagnostics(self.influence_)
         if self.output != "numpy" and _pandas_available():

@@ -13,7 +13,7 @@ from scipy.special import expit
 
 from .._result import Result
 from .._influence import leverage_blocks
-from ..exact import newton_block, polish_optimum
+from ..exact import newton_optima, polish_optimum
 from ..families import BinaryLogisticFamily, SquaredLossFamily
 from ._memory import row_blocks
 
@@ -136,7 +136,7 @@ def regression_diagnostics(fitted):
                  params_stderr=np.sqrt(sigma2 * inv_diag))
 
 
-def glm_diagnostics(fitted, exact_dfbeta=True):
+def glm_diagnostics(fitted, exact_dfbeta=True, n_jobs=None, verbose=0):
     """Influence diagnostics of a binary logistic regression (binomial GLM).
 
     R's ``influence.measures`` definitions for a binomial GLM with prior
@@ -158,7 +158,7 @@ def glm_diagnostics(fitted, exact_dfbeta=True):
             f"{type(family).__name__} family. For several classes use "
             "self_influence(), parameter_influence() or explain().")
     X, y, sample_weight = problem.X, problem.y, problem.sample_weight
-    theta, _ = polish_optimum(family, X, y, sample_weight, problem.theta)
+    theta, polished = polish_optimum(family, X, y, sample_weight, problem.theta)
     at_optimum = family.bind(X, y, sample_weight, theta)
     # prior weights of the log-likelihood: sample weight times class weight
     w = at_optimum.weights[:, 0] / (1.0 if np.isinf(family.C) else family.C)
@@ -197,10 +197,10 @@ def glm_diagnostics(fitted, exact_dfbeta=True):
                 dfbeta=dfbeta, dfbeta_one_step=one_step, params=theta,
                 n_parameters=n_parameters)
     if exact_dfbeta:
-        rows = np.arange(len(y))
-        thetas = [newton_block(at_optimum, optimum_solver, rows[s : s + 64])[0]
-                  for s in range(0, len(rows), 64)]
-        out.dfbeta_exact = theta[None, :] - np.hstack(thetas).T
+        thetas, _ = newton_optima(at_optimum, optimum_solver, np.arange(len(y)),
+                                  floor=2.0 * polished.decrement, n_jobs=n_jobs,
+                                  verbose=verbose, what="exact DFBETA")
+        out.dfbeta_exact = theta[None, :] - thetas.T
     return out
 
 

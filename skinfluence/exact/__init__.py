@@ -16,7 +16,14 @@ from .active_set import active_set_loo, active_set_loo_parameters, l1_minimize
 from .certified import certified_loo, has_certificate
 from .hinge_path import hinge_path_loo, hinge_path_self_loss
 from .huber import huber_loo
-from .newton import LOO_TOL, newton_block, newton_loo, newton_minimize, polish_optimum
+from .newton import (
+    LOO_TOL,
+    newton_block,
+    newton_loo,
+    newton_minimize,
+    newton_optima,
+    polish_optimum,
+)
 from .polish import POLISHERS, polish
 from .rebalanced import rebalanced_loo
 from .refit import loo_refit, refit_loo, refit_pipeline_loo, tight_clone
@@ -82,6 +89,7 @@ __all__ = [
     "newton_block",
     "newton_loo",
     "newton_minimize",
+    "newton_optima",
     "polish",
     "polish_optimum",
     "rebalanced_loo",

@@ -45,7 +45,7 @@ from ..solvers import DirectSolver, SingularHessianError
 from .._progress import Progress, run_tasks
 
 __all__ = ["newton_minimize", "polish_optimum", "newton_loo", "newton_block",
-           "LOO_TOL"]
+           "newton_optima", "LOO_TOL"]
 
 #: default relative precision of each leave-one-out optimum (Newton decrement
 #: relative to the row's first one)
@@ -335,6 +335,37 @@ def _full_newton(problem, row, delta, weights, fixed, first, tol, max_iter=50,
             rate *= 0.5
         delta, loo = delta - rate * step, trial
     return delta, n_iter, relative, decrement
+
+
+def _optima_batch(problem, solver, rows, tol, floor):
+    with threadpool_limits(1):
+        return newton_block(problem, solver, np.asarray(rows), tol, 50, floor)
+
+
+def newton_optima(problem, solver, rows, *, floor=0.0, tol=LOO_TOL, n_jobs=None,
+                  verbose=0, what="Newton leave-one-out"):
+    """The leave-one-out optima of ``rows``: :func:`newton_block` over fixed
+    blocks of rows run by joblib (the same numbers for any ``n_jobs``), with
+    progress when ``verbose``. ``problem`` is bound at the polished optimum and
+    ``floor`` is twice its remaining Newton decrement (see
+    :func:`polish_optimum`). Rows that do not converge are named in a warning.
+
+    Returns ``(thetas, info)``: (n_parameters, len(rows)) and a Bunch with
+    ``n_iter``, ``converged`` and ``decrement`` per row.
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    starts = range(0, len(rows), _NEWTON_BLOCK)
+    parts = run_tasks(
+        [delayed(_optima_batch)(problem, solver, rows[s : s + _NEWTON_BLOCK], tol, floor)
+         for s in starts],
+        [len(rows[s : s + _NEWTON_BLOCK]) for s in starts], n_jobs=n_jobs,
+        progress=Progress(len(rows), what, verbose))
+    thetas = (np.hstack([p[0] for p in parts]) if parts
+              else np.empty((problem.n_parameters, 0)))
+    info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts
+                    else np.empty(0) for key in ("n_iter", "converged", "decrement")})
+    _warn_unconverged(rows, info, tol)
+    return thetas, info
 
 
 def _newton_batch(problem, solver, rows, X_test, y_test, tol, max_iter, floor):
