@@ -8,6 +8,7 @@ this object and prepared arrays, never the explainer.
 """
 
 import warnings
+from functools import partial
 
 import numpy as np
 from sklearn import get_config
@@ -15,14 +16,20 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import column_or_1d
 
 from ._influence import (
+    contract,
     first_order_block,
+    influence_directions,
     leverage_blocks,
     newton_rho,
-    output_shift_block,
+    newton_step_influence,
+    output_directions,
     self_influence_values,
+    stream_top_k,
     top_k_indices,
 )
 from ._fitcheck import check_fit
+from ._rows import is_dask, map_row_blocks, row_slices
+from ._threads import blas_threads, limit_blas
 from .exact import LOO_TOL, exact_loo, newton_loo, newton_minimize, refit_loo
 from .solvers import make_solver
 
@@ -77,7 +84,9 @@ class FittedInfluence:
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
-        self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
+        if family.smoothed:  # judged at the estimator's own coefficients
+            self.relative_gradient_norm = problem.relative_gradient_norm(
+                subgradient=True)
         if smoothing_resolve and family.smoothed:
             theta, _ = newton_minimize(family, X, y, sample_weight)
             family = family.with_theta(theta)
@@ -86,6 +95,9 @@ class FittedInfluence:
             solver, damping=damping, pinv_rtol=family.pinv_rtol, tol=tol,
             max_iter=max_iter, random_state=random_state, **(solver_params or {}),
         ).fit(problem)
+        if not family.smoothed:  # after the Hessian's pass, which also sums |g_i|
+            self.relative_gradient_norm = problem.relative_gradient_norm(
+                subgradient=True)
         if family.smoothed:
             # a smoothed loss is judged by the true loss's smallest subgradient
             self.fit_report = Bunch(gap=np.nan, decrement=np.nan, separated=False,
@@ -109,15 +121,15 @@ class FittedInfluence:
         else:
             row_scale, delta, class_residuals = removal
             self.removal_residuals = problem.residuals * row_scale
-            vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
-            self.class_shift = (vectors.T, delta)
+            # every class's gradient total in one pass: (n_parameters, n_classes)
+            vectors = problem.rows_to_parameters(np.moveaxis(class_residuals, 0, 2))
+            self.class_shift = (vectors, delta)
         self.family = family
         self.problem = problem
         self.estimator = estimator
         self.sample_weight = sample_weight if weights_given else None
         self._leverage_blocks = None
         self._self_influence = None
-        self._X_train32 = None
 
     @property
     def n_samples(self):
@@ -187,18 +199,6 @@ class FittedInfluence:
             self._leverage_blocks = leverage_blocks(self.problem, self.solver)
         return self._leverage_blocks
 
-    def training_matrix(self, dtype):
-        """The training matrix in ``dtype`` (None for float64; a float32 copy
-        is made once)."""
-        dtype = np.dtype(dtype)
-        if dtype == np.float64:
-            return None
-        if dtype != np.float32:
-            raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
-        if self._X_train32 is None:
-            self._X_train32 = self.problem.X.astype(np.float32)
-        return self._X_train32
-
     @staticmethod
     def chunks(n_test, per_row_bytes, chunk_size=None):
         """Slices of test rows whose temporaries fit scikit-learn's
@@ -214,16 +214,16 @@ class FittedInfluence:
         """Yield ``(rows, block)`` of first-order influence, chunk by chunk
         (written into ``out[rows]`` when ``out`` is given)."""
         problem = self.problem
-        X_train = self.training_matrix(dtype)
-        n_train, K = problem.n_samples, self.family.n_outputs
-        per_row = np.dtype(dtype).itemsize * n_train * (1 if K == 1 else 2)
+        dtype = _check_dtype(dtype)
+        n_train = problem.n_samples
+        per_row = dtype.itemsize * n_train
         # and the d-sized float64 columns: test gradient, solution and the
         # iterative solvers' working vectors (about 8 per column for cg)
         per_row += 8 * 8 * problem.n_parameters
         for rows in self.chunks(X.shape[0], per_row, chunk_size):
             yield rows, first_order_block(
                 problem, self.solver, self.removal_residuals, self.class_shift,
-                X[rows], Q[rows], X_train=X_train,
+                X[rows], Q[rows], dtype=dtype,
                 out=None if out is None else out[rows])
 
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
@@ -231,34 +231,83 @@ class FittedInfluence:
         """Influence of every training row on every row of prepared ``X``.
 
         ``method`` is "first_order" or "newton" (validated by the caller).
+        With dask training rows the result is a lazy dask array.
         """
         family, problem = self.family, self.problem
+        if is_dask(problem.X):
+            return self._lazy_explain(X, y, method, chunk_size, dtype)
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
         if method == "first_order":
             Q = self.test_gradient(Y, Z)
-            influence = np.empty((n_test, n_train), dtype=dtype)
+            influence = np.empty((n_test, n_train), dtype=_check_dtype(dtype))
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
                                              out=influence):
                 pass
             return self._refit_interpolated(X, y, influence)
 
         influence = np.empty((n_test, n_train))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = newton_rho(problem.curvature, self.removal_residuals, self.leverage())
-        rho[self.interpolated_rows()] = 0.0
+        rho, delta = self._newton_rho()
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
-            dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
-                                    X[rows])
-            if Y is None:
-                influence[rows] = dZ[:, :, 0]
-                continue
-            Zr, Yr = Z[rows], Y[rows]
-            m = Zr.shape[0]
-            moved = family.loss(np.repeat(Yr, n_train, axis=0),
-                                (Zr[:, None, :] + dZ).reshape(m * n_train, K))
-            influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
+            directions = output_directions(problem, self.solver, self.class_shift,
+                                           X[rows])
+            influence[rows] = newton_step_influence(
+                family, directions, None if Y is None else Y[rows], Z[rows],
+                problem.X, rho, delta)
         return self._refit_interpolated(X, y, influence)
+
+    def _newton_rho(self):
+        """``rho`` of the one-step removals and the re-balancing weights."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = newton_rho(self.problem.curvature, self.removal_residuals,
+                             self.leverage())
+        rho[self.interpolated_rows()] = 0.0
+        return rho, None if self.class_shift is None else self.class_shift[1]
+
+    def _lazy_explain(self, X, y, method, chunk_size, dtype):
+        """explain on dask training rows: a lazy ``(n_test, n_train)`` dask
+        array, one task per (test chunk, training chunk)."""
+        import dask.array as da
+
+        family, problem = self.family, self.problem
+        dtype = _check_dtype(dtype) if method == "first_order" else np.dtype(float)
+        test_chunks = tuple(X.chunks[0]) if is_dask(X) else None
+        X = X.compute() if is_dask(X) else X
+        Y, Z = self.test_targets(X, y)
+        if self.interpolated_rows().size:
+            raise ValueError(
+                "The model interpolates training rows (leverage 1), whose influence "
+                "is undefined and needs leave-one-out refits on in-memory data. "
+                "Use a penalised model (Ridge) or pass the training rows as numpy.")
+        if test_chunks is None:
+            largest = max(X_chunk.stop - X_chunk.start for X_chunk in row_slices(problem.X))
+            rows = self.chunks(X.shape[0], dtype.itemsize * largest * 3, chunk_size)
+        else:
+            bounds = np.cumsum((0,) + test_chunks)
+            rows = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        delta = None if self.class_shift is None else self.class_shift[1]
+        if method == "first_order":
+            Q = self.test_gradient(Y, Z)
+            U = self.solver.solve(problem.row_gradients(X, Q))
+            A = influence_directions(U, self.class_shift, dtype)
+            tiles = [map_row_blocks(partial(_first_order_tile, family, A[r]),
+                                    problem.X, self.removal_residuals, delta)
+                     for r in rows]
+        else:
+            rho, _ = self._newton_rho()
+            tiles = []
+            for r in rows:
+                directions = output_directions(problem, self.solver, self.class_shift,
+                                               X[r])
+                tiles.append(map_row_blocks(
+                    partial(newton_step_influence, family, directions,
+                            None if Y is None else Y[r], Z[r]),
+                    problem.X, rho, delta))
+        train = [b.stop - b.start for b in row_slices(problem.X)]
+        return da.block([[da.from_delayed(tile, shape=(r.stop - r.start, size),
+                                          dtype=dtype)
+                          for tile, size in zip(row_tiles, train)]
+                         for r, row_tiles in zip(rows, tiles)])
 
     def interpolated_rows(self):
         """Training rows the model interpolates (leverage 1), cached.
@@ -294,9 +343,18 @@ class FittedInfluence:
         return influence
 
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
-        """The ``k`` most helpful and most harmful training rows per test row."""
+        """The ``k`` most helpful and most harmful training rows per test row.
+
+        The selection runs inside the blocked product (:func:`stream_top_k`):
+        no ``(n_test, n_train)`` block is ever held. On dask training rows
+        each chunk keeps its own top and the tops are tree-merged.
+        """
+        problem = self.problem
+        dtype = _check_dtype(dtype)
         n_train = self.n_samples
         k = min(int(k), n_train)
+        if is_dask(X):
+            X = X.compute()
         Y, Z = self.test_targets(X, y)
         Q = self.test_gradient(Y, Z)
         n_test = X.shape[0]
@@ -306,8 +364,31 @@ class FittedInfluence:
             harmful_indices=np.empty((n_test, k), dtype=np.intp),
             harmful_values=np.empty((n_test, k), dtype=dtype),
         )
-        # temporaries per test row: the block, a comparison mask, partitions
-        per_row = (np.dtype(dtype).itemsize + 2) * n_train * 2
+        if 8 * k > n_train and not is_dask(problem.X):  # most of each row: sort it
+            self._top_by_sorting(X, Q, k, chunk_size, dtype, result)
+            return result
+        delta = None if self.class_shift is None else self.class_shift[1]
+        # the test side of the product: (m, q) floats per test row
+        per_row = 8 * 8 * problem.n_parameters
+        for rows in self.chunks(n_test, per_row, chunk_size):
+            U = self.solver.solve(problem.row_gradients(X[rows], Q[rows]))
+            A = influence_directions(U, self.class_shift, dtype)
+            if is_dask(problem.X):
+                top = _dask_top_k(self.family, A, problem.X, self.removal_residuals,
+                                  delta, k)
+            else:
+                threads = blas_threads()
+                top = stream_top_k(self.family, A, problem.X, self.removal_residuals,
+                                   delta, k, n_threads=threads,
+                                   blas_limit=partial(limit_blas, 1))
+            for side, largest in (("helpful", True), ("harmful", False)):
+                result[f"{side}_indices"][rows] = top.indices[largest]
+                result[f"{side}_values"][rows] = top.values[largest]
+        return result
+
+    def _top_by_sorting(self, X, Q, k, chunk_size, dtype, result):
+        """Top-k of explain blocks by partition and sort (``k`` large)."""
+        per_row = (dtype.itemsize + 2) * self.n_samples * 2
         if chunk_size is None:
             budget = get_config()["working_memory"] * 2**20
             chunk_size = max(1, int(budget // per_row))
@@ -316,7 +397,24 @@ class FittedInfluence:
             for side, idx in zip(("harmful", "helpful"), top_k_indices(block, k)):
                 result[f"{side}_indices"][rows] = idx
                 result[f"{side}_values"][rows] = np.take_along_axis(block, idx, axis=1)
-        return result
+
+    def direction_influence(self, vector):
+        """``v^T H^{-1} g_i`` for every training row ``i``: the first-order
+        change, when row ``i`` is removed, of any smooth function of the
+        parameters whose gradient at the fit is ``vector`` (n_parameters,).
+
+        One solve and one pass over the training rows (numpy result also for
+        dask rows); includes the class re-balancing term. Validation
+        influence, functionals and rankings are built on it.
+        """
+        problem = self.problem
+        u = self.solver.solve(np.asarray(vector, dtype=float))
+        T = problem.parameters_to_rows(u[:, None])[:, :, 0]  # (n, K)
+        values = np.einsum("nk,nk->n", self.removal_residuals, T)
+        if self.class_shift is not None:
+            vectors, delta = self.class_shift
+            values -= delta @ (u @ vectors)
+        return values
 
     def self_influence(self):
         """``grad l_i^T H^{-1} grad f_i`` of every training row (cached)."""
@@ -358,6 +456,12 @@ class FittedInfluence:
         ``loo_info``.
         """
         problem = self.problem
+        if is_dask(problem.X):
+            raise TypeError(
+                "loo() refits the model without each row, which needs the training "
+                "rows in memory; they are a dask array. Compute a subset first, for "
+                "example InfluenceExplainer(model).fit(X[rows].compute(), y[rows]), "
+                "or use explain / top_influencers, which run on dask.")
         labels = self.test_labels(X, y)
         rows = self.train_rows(rows)
         out = np.full((X.shape[0], rows.size), np.nan)
@@ -399,3 +503,42 @@ class FittedInfluence:
                               converged=converged, undefined=sole,
                               refitted=refit_rows)
         return out
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
+    return dtype
+
+
+def _first_order_tile(family, A, X, R, delta):
+    """One (test chunk, training chunk) tile of first-order influence."""
+    return contract(family, A, X, R, delta)
+
+
+def _chunk_top_k(family, A, k, X, R, delta, offset):
+    return stream_top_k(family, A, X, R, delta, k, offset=offset)
+
+
+def _merge_tops(*tops):
+    top = tops[0]
+    for other in tops[1:]:
+        top.absorb(other)
+    return top
+
+
+def _dask_top_k(family, A, X, R, delta, k):
+    """Running tops of every training chunk, tree-merged (numpy result)."""
+    import dask
+
+    from ._rows import SPLIT_EVERY
+
+    offsets = [(b.start,) for b in row_slices(X)]
+    parts = map_row_blocks(partial(_chunk_top_k, family, A, k), X, R, delta,
+                           per_block=offsets)
+    merge = dask.delayed(_merge_tops, pure=False)
+    while len(parts) > 1:
+        parts = [merge(*parts[i : i + SPLIT_EVERY])
+                 for i in range(0, len(parts), SPLIT_EVERY)]
+    return dask.compute(parts[0])[0]

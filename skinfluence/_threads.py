@@ -10,18 +10,33 @@ from contextlib import nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["limit_small"]
+__all__ = ["limit_small", "limit_blas", "blas_threads"]
 
 #: problems with fewer entries (rows x parameters) run on one BLAS thread
 SMALL = 2_000_000
 _controller = None
 
 
-def limit_small(n_rows, n_parameters):
-    """Context manager: one BLAS thread when ``n_rows * n_parameters`` is small."""
+def _blas():
     global _controller
-    if n_rows * n_parameters >= SMALL:
-        return nullcontext()
     if _controller is None:
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller
+
+
+def limit_small(n_rows, n_parameters):
+    """Context manager: one BLAS thread when ``n_rows * n_parameters`` is small."""
+    if n_rows * n_parameters >= SMALL:
+        return nullcontext()
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def limit_blas(threads):
+    """Context manager: at most ``threads`` BLAS threads."""
+    return _blas().limit(limits=threads, user_api="blas")
+
+
+def blas_threads():
+    """The BLAS thread count now in force (the largest over the libraries)."""
+    libraries = _blas().select(user_api="blas").lib_controllers
+    return max([lib.num_threads for lib in libraries] or [1])

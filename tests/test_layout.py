@@ -22,6 +22,7 @@ LAYERS = {
     "datasets": 0,
     "_influence": 0,
     "_threads": 0,
+    "_rows": -1,
     "exact": 1,
     "_fitcheck": 1,
     "_fitted": 2,
