@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 from . import applications
 from ._fitcheck import FitWarning
 from ._fitted import FittedInfluence
+from ._rows import is_dask
 from ._threads import limit_small
 from .estimators import representer_decomposition
 from .evaluation import trust_report
@@ -74,6 +75,17 @@ def _limit_small_threads(method):
             return method(self, X, *args, **kwargs)
 
     return wrapper
+
+
+def _transform_block(block, transform):
+    """The Pipeline's preprocessing of one chunk of rows (dense float64)."""
+    out = transform(block)
+    if sp.issparse(out):
+        raise ValueError(
+            "The Pipeline's preprocessing returns a sparse matrix, which a dask "
+            "array cannot hold. Make it dense (for example "
+            "OneHotEncoder(sparse_output=False)) or pass numpy/sparse data.")
+    return np.asarray(out, dtype=np.float64)
 
 
 def _check_non_negative(sample_weight):
@@ -319,6 +331,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if sample_weight is not None:
             _check_non_negative(sample_weight)
         estimator = self.estimator
+        if not _is_fitted(estimator) and is_dask(X):
+            raise ValueError(
+                f"{type(_unfreeze(estimator)).__name__} is not fitted, and scikit-learn "
+                "estimators cannot be fitted on a dask array. Fit the model first (on "
+                "a sample, with dask-ml, or by skinfluence.exact.newton_minimize on the "
+                "dask array) and pass the fitted model.")
         if not _is_fitted(estimator):
             estimator = clone(estimator)
             fit_params = {}
@@ -354,7 +372,6 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             solver_params=self.solver_params, random_state=self.random_state,
             smoothing_resolve=self.smoothing_resolve, gradient_tol=self.gradient_tol,
         )
-        self.relative_gradient_norm_ = self.influence_.relative_gradient_norm
         report = self.influence_.fit_report
         self.newton_decrement_ = report.decrement
         self.fit_gap_ = report.gap
@@ -371,6 +388,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return self.influence_.family
 
     @property
+    def relative_gradient_norm_(self):
+        """``||grad F|| / (sum_i |grad f_i| + ||penalty gradient||)`` at the
+        fitted coefficients (computed on first access: one pass over X)."""
+        return self.influence_.relative_gradient_norm
+
+    @property
     def problem_(self):
         """The objective bound to the training data at the parameters used."""
         return self.influence_.problem
@@ -385,11 +408,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         family = self.family_ if family is None else family
         if not reset and hasattr(self, "feature_names_in_"):
             validate_data(self, X, skip_check_array=True, reset=False)
+        if is_dask(X):
+            return self._prepare_dask(X, family, reset)
         if self._transform is not None:
             X = self._transform(X)
+        # training rows: dense NaN and infinity are caught on the linear
+        # predictor, in the first pass of fit (one pass over X fewer)
         X = check_array(
             X, accept_sparse=("csr", "csc"), dtype=np.float64,
-            ensure_all_finite=True, input_name="X",
+            ensure_all_finite=not (reset and not sp.issparse(X)), input_name="X",
         )
         if X.shape[1] != family.n_features:
             raise ValueError(
@@ -398,6 +425,33 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             )
         if sp.issparse(X):
             X = X.tocsr()
+        if reset:
+            self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
+        return X
+
+    def _prepare_dask(self, X, family, reset):
+        """A dask ``X`` stays lazy: rows chunked, columns in one chunk, float64,
+        the Pipeline's preprocessing applied chunk by chunk. NaN and infinity
+        are caught on the linear predictor, in the first pass over the rows."""
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D dask array for X; got {X.ndim}-D.")
+        expected = getattr(self.estimator_, "n_features_in_", None) \
+            if reset else getattr(self, "n_features_in_", None)
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{expected} features.")
+        if len(X.chunks[1]) != 1:
+            X = X.rechunk({1: -1})
+        if self._transform is not None:
+            X = X.map_blocks(_transform_block, self._transform, dtype=np.float64,
+                             chunks=(X.chunks[0], (family.n_features,)))
+        elif X.dtype != np.float64:
+            X = X.astype(np.float64)
+        if X.shape[1] != family.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{family.n_features} features.")
         if reset:
             self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
         return X

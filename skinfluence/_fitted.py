@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 from sklearn import get_config
 from sklearn.utils import Bunch
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from ._influence import (
     contract,
@@ -29,7 +29,6 @@ from ._influence import (
 )
 from ._fitcheck import check_fit
 from ._rows import is_dask, map_row_blocks, row_slices
-from ._threads import blas_threads, limit_blas
 from .exact import LOO_TOL, exact_loo, newton_loo, newton_minimize, refit_loo
 from .solvers import make_solver
 
@@ -84,8 +83,9 @@ class FittedInfluence:
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
+        self._relative_gradient_norm = None
         if family.smoothed:  # judged at the estimator's own coefficients
-            self.relative_gradient_norm = problem.relative_gradient_norm(
+            self._relative_gradient_norm = problem.relative_gradient_norm(
                 subgradient=True)
         if smoothing_resolve and family.smoothed:
             theta, _ = newton_minimize(family, X, y, sample_weight)
@@ -95,9 +95,6 @@ class FittedInfluence:
             solver, damping=damping, pinv_rtol=family.pinv_rtol, tol=tol,
             max_iter=max_iter, random_state=random_state, **(solver_params or {}),
         ).fit(problem)
-        if not family.smoothed:  # after the Hessian's pass, which also sums |g_i|
-            self.relative_gradient_norm = problem.relative_gradient_norm(
-                subgradient=True)
         if family.smoothed:
             # a smoothed loss is judged by the true loss's smallest subgradient
             self.fit_report = Bunch(gap=np.nan, decrement=np.nan, separated=False,
@@ -134,6 +131,15 @@ class FittedInfluence:
     @property
     def n_samples(self):
         return self.problem.n_samples
+
+    @property
+    def relative_gradient_norm(self):
+        """At the estimator's own coefficients; computed when first asked for
+        (one pass over the rows: it needs ``sum_i |g_i|``)."""
+        if self._relative_gradient_norm is None:
+            self._relative_gradient_norm = self.problem.relative_gradient_norm(
+                subgradient=True)
+        return self._relative_gradient_norm
 
     # ------------------------------------------------------------ test rows
     def test_labels(self, X, y, Z=None):
@@ -236,6 +242,7 @@ class FittedInfluence:
         family, problem = self.family, self.problem
         if is_dask(problem.X):
             return self._lazy_explain(X, y, method, chunk_size, dtype)
+        X = _in_memory(X)
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
         if method == "first_order":
@@ -272,7 +279,7 @@ class FittedInfluence:
         family, problem = self.family, self.problem
         dtype = _check_dtype(dtype) if method == "first_order" else np.dtype(float)
         test_chunks = tuple(X.chunks[0]) if is_dask(X) else None
-        X = X.compute() if is_dask(X) else X
+        X = _in_memory(X)
         Y, Z = self.test_targets(X, y)
         if self.interpolated_rows().size:
             raise ValueError(
@@ -353,8 +360,7 @@ class FittedInfluence:
         dtype = _check_dtype(dtype)
         n_train = self.n_samples
         k = min(int(k), n_train)
-        if is_dask(X):
-            X = X.compute()
+        X = _in_memory(X)
         Y, Z = self.test_targets(X, y)
         Q = self.test_gradient(Y, Z)
         n_test = X.shape[0]
@@ -377,10 +383,8 @@ class FittedInfluence:
                 top = _dask_top_k(self.family, A, problem.X, self.removal_residuals,
                                   delta, k)
             else:
-                threads = blas_threads()
                 top = stream_top_k(self.family, A, problem.X, self.removal_residuals,
-                                   delta, k, n_threads=threads,
-                                   blas_limit=partial(limit_blas, 1))
+                                   delta, k)
             for side, largest in (("helpful", True), ("harmful", False)):
                 result[f"{side}_indices"][rows] = top.indices[largest]
                 result[f"{side}_values"][rows] = top.values[largest]
@@ -505,6 +509,13 @@ class FittedInfluence:
         return out
 
 
+def _in_memory(X):
+    """Test rows held by a dask array, computed and validated like numpy."""
+    if not is_dask(X):
+        return X
+    return check_array(X.compute(), dtype=np.float64, input_name="X")
+
+
 def _check_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float64, np.float32):
@@ -518,7 +529,7 @@ def _first_order_tile(family, A, X, R, delta):
 
 
 def _chunk_top_k(family, A, k, X, R, delta, offset):
-    return stream_top_k(family, A, X, R, delta, k, offset=offset)
+    return stream_top_k(family, A, X, R, delta, k, offset=offset, n_threads=1)
 
 
 def _merge_tops(*tops):

@@ -19,14 +19,13 @@ leverage). For squared loss the objective is quadratic and this step is the
 exact leave-one-out solution.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._rows import map_rows
+from ._threads import blas_threads, run_threads
 
 __all__ = [
     "contract_rows",
@@ -124,8 +123,9 @@ def _tile(A, G):
 
 
 def _training_blocks(n, q, itemsize, rows=None):
-    """Slices of training rows whose removal gradients take about 1 MiB."""
-    step = rows or max(256, 2**20 // (itemsize * max(q, 1)))
+    """Slices of training rows whose removal gradients take about 4 MiB
+    (1,024 to 8,192 rows: products large enough to run at full speed)."""
+    step = rows or min(8192, max(1024, 2**22 // (itemsize * max(q, 1))))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
@@ -135,13 +135,20 @@ def contract(family, A, X, R, delta=None, *, out=None):
     m, n = A.shape[0], X.shape[0]
     if out is None:
         out = np.empty((m, n), dtype=A.dtype)
-    for rows in _training_blocks(n, A.shape[1], A.dtype.itemsize):
-        G = removal_gradients(family, X[rows], R[rows],
-                              None if delta is None else delta[rows], A.dtype)
-        if sp.issparse(G):
-            out[:, rows] = _tile(A, G)
-        else:
-            np.matmul(A, G.T, out=out[:, rows])
+    blocks = _training_blocks(n, A.shape[1], A.dtype.itemsize)
+    # threads take alternate blocks of columns (disjoint parts of out)
+    n_threads = min(blas_threads(), len(blocks)) if m * n * A.shape[1] > 2**24 else 1
+
+    def work(first):
+        for rows in blocks[first::n_threads]:
+            G = removal_gradients(family, X[rows], R[rows],
+                                  None if delta is None else delta[rows], A.dtype)
+            if sp.issparse(G):
+                out[:, rows] = _tile(A, G)
+            else:
+                np.matmul(A, G.T, out=out[:, rows])
+
+    run_threads(work, n_threads)
     return out
 
 
@@ -346,6 +353,8 @@ class RunningTop:
 
     def __init__(self, m, k, dtype):
         self.k = k
+        #: entries of the product computed (the rest were skipped by a bound)
+        self.computed = 0
         self.values = {True: np.full((m, k), -np.inf, dtype=dtype),
                        False: np.full((m, k), np.inf, dtype=dtype)}
         self.indices = {True: np.full((m, k), np.iinfo(np.intp).max, dtype=np.intp),
@@ -359,6 +368,7 @@ class RunningTop:
     def update(self, rows, T, columns):
         """Take the entries of ``T`` (len(rows), n_cols) of test ``rows`` at
         training ``columns`` that can enter either side."""
+        self.computed += T.size
         helpful, harmful = self.thresholds(rows)
         up = np.flatnonzero(T.max(axis=1) >= helpful)
         if up.size:
@@ -399,6 +409,7 @@ class RunningTop:
         """Merge another running top over the same rows."""
         rows = np.arange(self.values[True].shape[0])
         k = other.k
+        self.computed += other.computed
         for largest in (True, False):
             local = np.repeat(rows, k)
             self.merge_entries(rows, local, other.values[largest].ravel(),
@@ -420,8 +431,8 @@ def removal_gradient_norms(family, X, R, delta=None):
     return np.sqrt(total)
 
 
-def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=1,
-                 train_rows=None, test_rows=256, blas_limit=None):
+def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=None,
+                 train_rows=None, test_rows=128, skip=True):
     """Top ``k`` of each row of the first-order influence ``A @ G^T`` on the
     rows of ``X``, selected while the product is computed block by block.
 
@@ -431,9 +442,10 @@ def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=1,
     value are merged into a :class:`RunningTop`. Training rows go in order of
     decreasing ``||g_i||``: since ``|A_j . g_i| <= ||A_j|| ||g_i||``, a tile
     is skipped for every test row whose bound cannot reach its ``k``-th
-    values (most of a well-fitted model's rows have small residuals).
-    ``n_threads`` Python threads take alternate training blocks, each with a
-    one-thread BLAS (``blas_limit``: a context manager setting it), and their
+    values (most of a well-fitted model's rows have small residuals;
+    ``skip=False`` computes every tile, for measuring).
+    ``n_threads`` Python threads (default: the BLAS thread count in force)
+    take alternate training blocks, each with a one-thread BLAS, and their
     running tops are merged at the end.
 
     Returns ``RunningTop`` with column indices ``offset + row``.
@@ -448,6 +460,8 @@ def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=1,
     # |fl(A_j . g_i)| <= (1 + q eps) ||A_j|| ||g_i||: the bound keeps a margin
     margin = 1.0 + 4.0 * (q + 2) * np.finfo(dtype).eps
     test_norms = np.linalg.norm(A.astype(np.float64), axis=1) * margin
+    if not skip:
+        test_norms[:] = np.inf
     test_blocks = [np.arange(s, min(s + test_rows, m)) for s in range(0, m, test_rows)]
     contiguous = not sp.issparse(X)
 
@@ -472,11 +486,8 @@ def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=1,
                     top.update(live, _tile(A[live], G), columns)
         return top
 
-    if n_threads <= 1 or len(blocks) < 2:
-        return work(0)
-    with blas_limit() if blas_limit is not None else nullcontext(), \
-            ThreadPoolExecutor(n_threads) as pool:
-        tops = list(pool.map(work, range(n_threads)))
+    n_threads = min(blas_threads() if n_threads is None else n_threads, len(blocks))
+    tops = run_threads(work, n_threads)
     top = tops[0]
     for other in tops[1:]:
         top.absorb(other)

@@ -30,6 +30,8 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 
+from ._threads import blas_threads, run_threads, serial
+
 __all__ = ["SPLIT_EVERY", "is_dask", "row_slices", "sum_rows", "map_rows",
            "map_row_blocks", "ship_rows", "to_numpy"]
 
@@ -67,8 +69,8 @@ def _slice(array, rows):
 def _add(*parts):
     """Sum of partial results (arrays, numbers or tuples of them)."""
     first = parts[0]
-    if isinstance(first, tuple):
-        return tuple(_add(*group) for group in zip(*parts))
+    if isinstance(first, (tuple, list)):
+        return type(first)(_add(*group) for group in zip(*parts))
     total = first.copy() if isinstance(first, np.ndarray) else first
     for part in parts[1:]:
         total = total + part
@@ -78,8 +80,8 @@ def _add(*parts):
 def _accumulate(total, part):
     if total is None:
         return part
-    if isinstance(total, tuple):
-        return tuple(_accumulate(t, p) for t, p in zip(total, part))
+    if isinstance(total, (tuple, list)):
+        return type(total)(_accumulate(t, p) for t, p in zip(total, part))
     if isinstance(total, np.ndarray):
         total += part
         return total
@@ -102,15 +104,22 @@ def sum_rows(func, X, *rows, block_bytes=None, accumulates=False):
             parts = [add(*parts[i : i + SPLIT_EVERY])
                      for i in range(0, len(parts), SPLIT_EVERY)]
         return dask.compute(parts[0])[0]
-    total = None
-    for block in row_slices(X, block_bytes):
-        Xb = X if block == slice(0, X.shape[0]) else X[block]
-        args = [_slice(r, block) for r in rows]
-        if accumulates:
-            total = func(Xb, *args, out=total)
-        else:
-            total = _accumulate(total, func(Xb, *args))
-    return total
+    blocks = row_slices(X, block_bytes)
+
+    def work(first):
+        total = None
+        for block in blocks[first::n_threads]:
+            Xb = X if block == slice(0, X.shape[0]) else X[block]
+            args = [_slice(r, block) for r in rows]
+            if accumulates:
+                total = func(Xb, *args, out=total)
+            else:
+                total = _accumulate(total, func(Xb, *args))
+        return total
+
+    n_threads = min(blas_threads(), len(blocks))
+    totals = [t for t in run_threads(work, n_threads) if t is not None]
+    return totals[0] if len(totals) == 1 else _add(*totals)
 
 
 def _concatenate(parts):
@@ -134,7 +143,13 @@ def map_rows(func, X, *rows, block_bytes=None):
     blocks = row_slices(X, block_bytes)
     if len(blocks) == 1:
         return func(X, *rows)
-    return _concatenate([func(X[b], *(_slice(r, b) for r in rows)) for b in blocks])
+    n_threads = min(blas_threads(), len(blocks))
+    parts = run_threads(lambda first: [func(X[b], *(_slice(r, b) for r in rows))
+                                       for b in blocks[first::n_threads]], n_threads)
+    ordered = [None] * len(blocks)
+    for first, results in enumerate(parts):
+        ordered[first::n_threads] = results
+    return _concatenate(ordered)
 
 
 def map_row_blocks(func, X, *rows, per_block=()):
@@ -192,7 +207,7 @@ def _dask_parts(func, X, rows, per_block=()):
         func = func.func
     blocks = X.to_delayed().ravel()
     shipped = [ship_rows(r, X) for r in rows]
-    task = dask.delayed(func, pure=False)
+    task = dask.delayed(serial, pure=False)  # dask owns the parallelism
     extra = list(per_block) or [()] * len(blocks)
-    return [task(*args, block, *(pieces[i] for pieces in shipped), *extra[i],
+    return [task(func, *args, block, *(pieces[i] for pieces in shipped), *extra[i],
                  **kwargs) for i, block in enumerate(blocks)]

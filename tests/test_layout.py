@@ -21,7 +21,7 @@ LAYERS = {
     "solvers": 0,
     "datasets": 0,
     "_influence": 0,
-    "_threads": 0,
+    "_threads": -2,
     "_rows": -1,
     "exact": 1,
     "_fitcheck": 1,

@@ -38,8 +38,8 @@ BLOCK_BYTES = 2**22
 
 def safe_dot(X, A):
     """``X @ A`` for dense, sparse or dask ``X``, returning a dense array."""
-    if is_dask(X):
-        return map_rows(partial(_dot, A=A), X)
+    if is_dask(X) or (not sp.issparse(X) and X.shape[0] * X.shape[1] > 2**21):
+        return map_rows(partial(_dot, A=A), X, block_bytes=8 * BLOCK_BYTES)
     return _dot(X, A)
 
 
@@ -126,7 +126,15 @@ class LinearFamily:
         coef, intercept = (
             (self.coef, self.intercept) if theta is None else self.split_theta(theta)
         )
-        return safe_dot(X, coef.T) + intercept
+        Z = safe_dot(X, coef.T) + intercept
+        # NaN or infinity anywhere in a row makes its linear predictor
+        # non-finite: the first pass over the rows is the check of X
+        if not np.isfinite(Z).all() and np.isfinite(coef).all():
+            bad = np.flatnonzero(~np.isfinite(Z).all(axis=1))
+            raise ValueError(
+                f"Input X contains NaN or infinity in rows {bad[:10].tolist()}"
+                f"{' ...' if bad.size > 10 else ''}. Drop or impute those rows.")
+        return Z
 
     def test_quantity(self, X, y=None, theta=None):
         """The explained quantity of each row of ``X`` at parameters ``theta``.
@@ -345,7 +353,8 @@ class BoundProblem:
         """
         X = self.X if X is None else X
         V = np.asarray(V, dtype=float)
-        return map_rows(partial(_parameters_to_rows, self.family, V), X)
+        return map_rows(partial(_parameters_to_rows, self.family, V), X,
+                        block_bytes=8 * BLOCK_BYTES)
 
     # ------------------------------------------------------- objective
     def objective(self):
@@ -354,22 +363,26 @@ class BoundProblem:
         return data + 0.5 * np.sum(self.penalty * self.theta**2)
 
     def gradient(self):
-        return self.gradient_and_scale()[0] + self.penalty * self.theta
+        if self._statistics is not None:
+            data = self._statistics[0]
+        elif self._gradient_scale is not None:
+            data = self._gradient_scale[0]
+        else:
+            data = self.rows_to_parameters(self.residuals)
+        return data + self.penalty * self.theta
 
     def gradient_and_scale(self):
         """``(sum_i g_i, sum_i |g_i|)``: the data gradient and its absolute
-        scale, in one pass over ``X`` (or from the Hessian's pass)."""
-        if self._statistics is not None:
-            return self._statistics[:2]
+        scale, in one pass over ``X``; cached."""
         if self._gradient_scale is None:
             self._gradient_scale = sum_rows(
                 partial(_gradient_scale, self.family), self.X, self.residuals)
         return self._gradient_scale
 
     def statistics(self):
-        """Data gradient, its absolute scale and the data Hessian ``X~^T D X~``
-        (a list of upper-triangular output blocks), all in ONE pass over ``X``;
-        cached."""
+        """The data gradient and the data Hessian ``X~^T D X~`` (a list of
+        output blocks, upper triangles of the diagonal ones), both from ONE
+        pass over ``X``; cached."""
         if self._statistics is None:
             self._statistics = sum_rows(partial(_statistics, self.family), self.X,
                                         self.residuals, self.curvature)
@@ -392,7 +405,7 @@ class BoundProblem:
         """Dense Hessian ``tilde X^T D tilde X + diag(p)``."""
         fam = self.family
         K, P = fam.n_outputs, fam.n_columns
-        grams = self.statistics()[2]
+        grams = self.statistics()[1]
         H = np.zeros((K, P, K, P))
         for (k, l), block in zip(_output_pairs(fam), grams):
             if k == l:
@@ -545,29 +558,40 @@ def _output_pairs(family):
 
 
 def _statistics_block(family, X, R, D, out=None):
-    """Gradient, scale and Hessian blocks of one block of rows, accumulated."""
-    gradient, scale = _gradient_scale_block(family, X, R)
-    P = family.n_columns
+    """Data gradient and Hessian blocks of one block of rows, accumulated.
+
+    The gradient of output ``k`` rides in the symmetric rank-k update of its
+    diagonal Hessian block as one more column, ``r_k / sqrt(D_kk)``:
+    ``S^T c = X~^T r_k`` (:func:`_add_gram_and_gradient`).
+    """
+    q = family.n_columns
     if out is None:
-        grams = [np.zeros((P, P), order="F") for _ in _output_pairs(family)]
-    else:
-        grams = out[2]
-        gradient += out[0]
-        scale += out[1]
+        out = [np.zeros((q + (k == l), q + (k == l)), order="F")
+               for k, l in _output_pairs(family)]
     for i, (k, l) in enumerate(_output_pairs(family)):
         d = D[:, k, l] if family.full_output_hessian else D[:, k]
-        grams[i] = _add_weighted_gram(X, d, family.fit_intercept, grams[i],
-                                      symmetric=k == l)
-    return gradient, scale, grams
+        if k == l:
+            out[i] = _add_gram_and_gradient(X, d, R[:, k], family.fit_intercept, out[i])
+        else:
+            _add_weighted_gram(X, d, family.fit_intercept, out[i], symmetric=False)
+    return out
 
 
 def _statistics(family, X, R, D):
-    """Data gradient, scale and Hessian blocks in one pass over cache-sized
-    blocks of rows."""
+    """Data gradient and Hessian blocks in one pass over cache-sized blocks of
+    rows; the gradient columns are read off the diagonal Gram blocks."""
     q = family.n_columns
     block = max(BLOCK_BYTES, 256 * 8 * q)
-    return sum_rows(partial(_statistics_block, family), X, R, D, block_bytes=block,
-                    accumulates=True)
+    grams = sum_rows(partial(_statistics_block, family), X, R, D, block_bytes=block,
+                     accumulates=True)
+    gradient = np.zeros((family.n_outputs, q))
+    out = []
+    for G, (k, l) in zip(grams, _output_pairs(family)):
+        if k == l:
+            gradient[k] = G[:q, q]
+            G = G[:q, :q]
+        out.append(G)
+    return gradient.ravel(), out
 
 
 def _hessian_product(family, V, X, D):
@@ -593,6 +617,40 @@ def _hessian_diagonal(family, X, dk):
     return out
 
 
+def _add_gram_and_gradient(X, d, r, fit_intercept, G):
+    """``G[:q, :q] += tilde X^T diag(d) tilde X`` and ``G[:q, q] += tilde X^T r``
+    for a Fortran-ordered ``G`` of size ``q + 1`` (upper triangle).
+
+    One symmetric rank-k update of ``[sqrt(d) X, sqrt(d), r / sqrt(d)]``: the
+    gradient costs one more column of the same product instead of another
+    pass over the rows. Rows with ``d = 0`` (a zero weight, a flat part of the
+    loss) add their gradient by a product of their own.
+    """
+    p = X.shape[1]
+    q = p + int(fit_intercept)
+    if sp.issparse(X) or not np.all(d >= 0):
+        _add_weighted_gram(X, d, fit_intercept, G[:q, :q])
+        G[:p, q] += _dot(X.T, r)
+        if fit_intercept:
+            G[p, q] += r.sum()
+        return G
+    root = np.sqrt(d)
+    positive = root > 0
+    S = np.empty((X.shape[0], q + 1))
+    np.multiply(X, root[:, None], out=S[:, :p])
+    if fit_intercept:
+        S[:, p] = root
+    np.divide(r, root, out=S[:, q], where=positive)
+    flat = np.flatnonzero(~positive)
+    if flat.size:
+        S[flat, q] = 0.0
+        G[:p, q] += _dot(X[flat].T, r[flat])
+        if fit_intercept:
+            G[p, q] += r[flat].sum()
+    # S.T is Fortran-ordered, so syrk reads S without a copy (upper part)
+    return blas.dsyrk(1.0, S.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+
+
 def _add_weighted_gram(X, d, fit_intercept, G, symmetric=True):
     """``G += tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``.
 
@@ -600,7 +658,7 @@ def _add_weighted_gram(X, d, fit_intercept, G, symmetric=True):
     (``syrk``, half the flops of a general product) of ``[sqrt(d) X,
     sqrt(d)]`` into the upper triangle of the Fortran-ordered ``G``; the
     caller symmetrises. Otherwise (sparse ``X``, signed weights) the full
-    block by a general product.
+    block by a general product, added in place (``G`` may be a view).
     """
     n, p = X.shape
     if sp.issparse(X) or not symmetric or not np.all(d >= 0):
