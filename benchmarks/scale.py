@@ -100,7 +100,7 @@ def _gram_variants(X, w):
     return {"numpy gemm": gemm, "numpy syrk": numpy_syrk, "scipy dsyrk": scipy_syrk}
 
 
-def _fit_cell(kind, n, d, m, seed=0, rounds=15, budget=60.0):
+def _fit_cell(kind, n, d, m, seed=0, rounds=15, budget=60.0, threads=None):
     from sklearn.linear_model import LogisticRegression, Ridge
 
     from skinfluence import InfluenceExplainer
@@ -133,27 +133,28 @@ def _fit_cell(kind, n, d, m, seed=0, rounds=15, budget=60.0):
              # the result is a new array, as explain's is
              "contraction": {"numpy": lambda: A @ X.T}}
     ours()  # warm-up (page faults, caches)
-    ratios, times, floors, best = [], [], [], {}
+    form = InfluenceExplainer(model).fit(X, y).solver_.diagnostics_["form"]
+    thread_counts = (1,) if threads == 1 else (1, 2)
+    samples = {"ours": []}
     start = time.perf_counter()
     for round_ in range(rounds):
-        mine = _time(ours)
-        floor = 0.0
+        samples["ours"].append(_time(ours))
         for part, variants in parts.items():
-            fastest = np.inf
             for name, function in variants.items():
-                for threads in (1, 2):
-                    elapsed = _time(partial(_limited, function, threads))
-                    best.setdefault((part, name), []).append(elapsed)
-                    fastest = min(fastest, elapsed)
-            floor += fastest
-        ratios.append(mine / floor)
-        times.append(mine)
-        floors.append(floor)
+                for count in thread_counts:
+                    samples.setdefault((part, name, count), []).append(
+                        _time(partial(_limited, function, count)))
         if round_ >= 2 and time.perf_counter() - start > budget:
             break
-    medians = {key: float(np.median(values)) for key, values in best.items()}
-    return (float(np.median(times)), float(np.median(floors)),
-            float(np.median(ratios)), medians, len(ratios))
+    # each part: the variant (and thread count) with the lowest median; the
+    # floor of a round is the sum of those variants' times in that round
+    medians = {key: float(np.median(values)) for key, values in samples.items()}
+    chosen = [min((key for key in samples if key[0] == part), key=medians.get)
+              for part in parts]
+    floors = np.sum([samples[key] for key in chosen], axis=0)
+    ratios = np.asarray(samples["ours"]) / floors
+    return (medians["ours"], float(np.median(floors)), float(np.median(ratios)),
+            medians, chosen, len(ratios), form)
 
 
 def _limited(function, threads):
@@ -161,29 +162,41 @@ def _limited(function, threads):
         return function()
 
 
-def fit_grid(quick=False, m=200):
+def fit_grid(quick=False, m=200, threads=None):
     _environment()
-    print(f"fit + explain ({m} test rows) against Gram + Cholesky + contraction "
-          "(each the fastest variant at 1 or 2 BLAS threads, timed in the same "
-          "round); times in ms (medians), ratio = median over rounds of ours / floor",
-          flush=True)
+    print(f"fit + explain ({m} test rows) against Gram + Cholesky + contraction; "
+          f"BLAS threads: {threads or 'default'}; times in ms (medians); ratio = "
+          "median over rounds of ours / floor of the same round", flush=True)
     print(f"{'model':>8s} {'n':>8s} {'d':>5s} {'ours':>9s} {'floor':>9s} {'ratio':>6s} "
-          f"{'over':>8s} {'target':>7s} {'rounds':>6s}  Gram variants (ms): numpy "
-          "gemm / numpy syrk / scipy dsyrk", flush=True)
+          f"{'over':>8s} {'target':>7s} {'rounds':>6s} {'form':>7s}  floor: Gram "
+          "(numpy gemm / numpy syrk / scipy dsyrk, ms) and the variants kept",
+          flush=True)
     sizes = [(n, d) for n in (1_000, 10_000, 100_000, 1_000_000)
              for d in (10, 100, 1000) if n * d <= 10**8]
     if quick:
         sizes = [(n, d) for n, d in sizes if n * d <= 10**7]
     for kind in ("logistic", "ridge"):
         for n, d in sizes:
-            ours, floor, ratio, parts, rounds = _fit_cell(kind, n, d, m)
+            with threadpool_limits(threads) if threads else _nothing():
+                ours, floor, ratio, medians, chosen, rounds, form = _fit_cell(
+                    kind, n, d, m, threads=threads)
             large = n * d >= 10**6
             ok = ratio <= 1.2 if large else ours - floor < 2e-3
-            gram = " / ".join(f"{parts[('gram', name)] * 1e3:.2f}"
-                              for name in ("numpy gemm", "numpy syrk", "scipy dsyrk"))
+            gram = " / ".join(
+                f"{min(v for k, v in medians.items() if k[:2] == ('gram', name)) * 1e3:.2f}"
+                for name in ("numpy gemm", "numpy syrk", "scipy dsyrk"))
+            kept = ", ".join(f"{name} x{count}" for _, name, count in chosen)
             print(f"{kind:>8s} {n:>8d} {d:>5d} {ours * 1e3:9.2f} {floor * 1e3:9.2f} "
                   f"{ratio:6.2f} {(ours - floor) * 1e3:8.2f} {'ok' if ok else 'MISS':>7s} "
-                  f"{rounds:6d}  {gram}", flush=True)
+                  f"{rounds:6d} {form:>7s}  {gram}; {kept}", flush=True)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
 
 
 # --------------------------------------------------------------------- top-k
@@ -355,9 +368,11 @@ if __name__ == "__main__":
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes only (a smoke run)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads for both sides (default: the library's)")
     options = parser.parse_args()
     if options.what == "fit":
-        fit_grid(options.quick)
+        fit_grid(options.quick, threads=options.threads)
     elif options.what == "topk":
         topk(options.quick)
     elif options.what == "memory":

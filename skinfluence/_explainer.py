@@ -304,8 +304,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            The training data the estimator was (or will be) fitted on.
+        X : {array-like, sparse matrix, DataFrame, dask array} of shape (n_samples, n_features)
+            The training data the estimator was (or will be) fitted on. A
+            ``dask.array`` (rows chunked; columns are brought into one chunk)
+            is never collected: every pass over its rows (the linear
+            predictor, the gradient and Hessian together, the fit check) is
+            one dask computation on the active scheduler, a
+            ``dask.distributed`` cluster included, tree-reduced; only
+            ``d x d`` results and per-row vectors (``n x n_outputs``) come
+            back. The estimator must then be fitted already (scikit-learn
+            cannot fit on a dask array); a Pipeline's preprocessing is applied
+            chunk by chunk.
         y : array-like of shape (n_samples,)
             Training targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -489,15 +498,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Precision of the final contraction (``method="first_order"`` only).
             float32 halves the memory of the result and speeds up the product
             (relative error about 1e-6, fine for ranking); the Hessian is always
-            factorised in float64. It keeps a float32 copy of the training
-            matrix.
+            factorised in float64. The removal gradients are rounded to
+            float32 block by block (no copy of the training matrix).
 
         Returns
         -------
-        influence : ndarray of shape (n_test, n_train)
+        influence : ndarray or dask array of shape (n_test, n_train)
             ``influence[j, i]`` is the predicted change of test row ``j``'s loss
             (or prediction) if training row ``i`` were removed and the model
-            refitted.
+            refitted. With dask training rows, a lazy dask array chunked like
+            them along the training axis and like ``X`` (or by ``chunk_size``)
+            along the test axis.
         """
         check_is_fitted(self)
         if method not in ("first_order", "newton"):
@@ -512,10 +523,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
         """The ``k`` most helpful and most harmful training rows of each test row.
 
-        The top of :meth:`explain` (first order), computed chunk by chunk of
-        test rows without ever holding the ``(n_test, n_train)`` matrix: memory
-        is one chunk (sized from scikit-learn's ``working_memory``, or
-        ``chunk_size`` test rows) plus the results.
+        The top of :meth:`explain` (first order), selected inside the blocked
+        product that computes it: each tile of test rows x training rows is
+        reduced to its row maxima and minima and only rows that reach the
+        current ``k``-th value are merged, training rows go in order of
+        decreasing removal-gradient norm, and a tile that the Cauchy-Schwarz
+        bound ``|a_j . g_i| <= ||a_j|| ||g_i||`` shows cannot enter the top is
+        never computed. The ``(n_test, n_train)`` matrix never exists; memory
+        is the test side (``n_test x n_parameters``) plus the results. With
+        dask training rows every chunk keeps its own top and the tops are
+        tree-merged (numpy results).
 
         Parameters
         ----------
@@ -676,7 +693,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         Liang's quantity for finding mislabeled rows: rows the model can only
         fit by bending towards them score high). Computed as a diagonal from
         per-row leverage blocks, O(n d^2) with the direct solver, never the
-        ``n x n`` matrix; cached after the first call.
+        ``n x n`` matrix; cached after the first call. On dask training rows
+        the leverage blocks take one pass over the chunks (numpy result).
 
         Returns
         -------
@@ -705,7 +723,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         ``(n_val, n_train)`` matrix; with ``class_weight="balanced"`` it
         includes the re-balancing term of :meth:`explain`. Negative values mark
         rows whose removal would lower the validation loss: candidates for
-        mislabelled or harmful data.
+        mislabelled or harmful data. On dask training rows: one pass over the
+        chunks (numpy result).
 
         Parameters
         ----------

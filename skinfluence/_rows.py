@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from ._threads import blas_threads, run_threads, serial
 
 __all__ = ["SPLIT_EVERY", "is_dask", "row_slices", "sum_rows", "map_rows",
-           "map_row_blocks", "ship_rows", "to_numpy"]
+           "map_row_blocks", "lazy_map_rows", "ship_rows", "to_numpy"]
 
 #: partial sums combined per task in a dask tree reduction
 SPLIT_EVERY = 8
@@ -150,6 +150,17 @@ def map_rows(func, X, *rows, block_bytes=None):
     for first, results in enumerate(parts):
         ordered[first::n_threads] = results
     return _concatenate(ordered)
+
+
+def lazy_map_rows(func, X, *rows, width, dtype=np.float64):
+    """Like :func:`map_rows` for a dask ``X``, but the result stays a lazy
+    dask array of shape (n, width), chunked like ``X``."""
+    import dask.array as da
+
+    parts = _dask_parts(func, X, rows)
+    sizes = [b.stop - b.start for b in row_slices(X)]
+    return da.concatenate([da.from_delayed(part, shape=(size, width), dtype=dtype)
+                           for part, size in zip(parts, sizes)])
 
 
 def map_row_blocks(func, X, *rows, per_block=()):

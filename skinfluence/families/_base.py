@@ -307,6 +307,11 @@ class BoundProblem:
         return self.X.shape[0]
 
     @property
+    def distributed_rows(self):
+        """Whether the rows are a dask array (passes run as dask tasks)."""
+        return is_dask(self.X)
+
+    @property
     def n_factor_rows(self):
         """Rows of :meth:`hessian_factor`: one per sample and output."""
         return self.X.shape[0] * self.family.n_outputs
@@ -408,8 +413,9 @@ class BoundProblem:
         grams = self.statistics()[1]
         H = np.zeros((K, P, K, P))
         for (k, l), block in zip(_output_pairs(fam), grams):
-            if k == l:
-                block = np.triu(block) + np.triu(block, 1).T
+            if k == l:  # the upper triangle is summed: mirror it
+                block = block + block.T
+                block.flat[:: P + 1] *= 0.5
             H[k, :, l, :] = block
             if l != k:
                 H[l, :, k, :] = block.T
@@ -460,6 +466,32 @@ class BoundProblem:
         out = sum_rows(partial(_hessian_diagonal, fam), self.X, dk)
         return out.ravel() + self.penalty
 
+    def _factor_roots(self):
+        """``L_i`` with ``D_i = L_i L_i^T``: (n, K, K)."""
+        K = self.family.n_outputs
+        if self.family.full_output_hessian:
+            # D_i = L_i L_i^T by an eigendecomposition (D_i is only semidefinite)
+            vals, vecs = np.linalg.eigh(self.curvature)
+            return vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]
+        L = np.zeros((self.n_samples, K, K))
+        idx = np.arange(K)
+        L[:, idx, idx] = np.sqrt(np.clip(self.curvature, 0, None))
+        return L
+
+    def _lazy_factor(self):
+        """:meth:`hessian_factor` of dask rows, lazy and in the same row order
+        (output-major): one block of rows per column of ``L_i``."""
+        import dask.array as da
+
+        from .._rows import lazy_map_rows
+
+        L = self._factor_roots()
+        width = self.family.n_parameters
+        blocks = [lazy_map_rows(partial(_factor_rows, self.family), self.X,
+                                np.ascontiguousarray(L[:, :, col]), width=width)
+                  for col in range(self.family.n_outputs)]
+        return blocks[0] if len(blocks) == 1 else da.concatenate(blocks)
+
     def hessian_factor(self):
         """A matrix ``J`` with ``J^T J = tilde X^T D tilde X``.
 
@@ -470,6 +502,8 @@ class BoundProblem:
         fam = self.family
         X = self.X
         n, K = X.shape[0], fam.n_outputs
+        if is_dask(X):
+            return self._lazy_factor()
         Xt = X
         if fam.fit_intercept:
             ones = np.ones((n, 1))
@@ -594,6 +628,12 @@ def _statistics(family, X, R, D):
     return gradient.ravel(), out
 
 
+def _factor_rows(family, X, L):
+    """Factor rows ``[L_i1 x~_i, ..., L_iK x~_i]`` of a block (one column of L)."""
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if family.fit_intercept else X
+    return np.hstack([L[:, k, None] * Xt for k in range(family.n_outputs)])
+
+
 def _hessian_product(family, V, X, D):
     """``sum_i (D_i U_i) (x) x~_i`` with ``U_i = x~_i^T V``: one block's H V."""
     U = _parameters_to_rows(family, V, X)  # (n, K, m)
@@ -657,18 +697,20 @@ def _add_weighted_gram(X, d, fit_intercept, G, symmetric=True):
     Dense ``X`` with non-negative weights: a symmetric rank-k update
     (``syrk``, half the flops of a general product) of ``[sqrt(d) X,
     sqrt(d)]`` into the upper triangle of the Fortran-ordered ``G``; the
-    caller symmetrises. Otherwise (sparse ``X``, signed weights) the full
-    block by a general product, added in place (``G`` may be a view).
+    caller symmetrises. Otherwise (sparse ``X``, signed weights) a general
+    product, added in place (``G`` may be a view): its upper triangle for a
+    diagonal block (``symmetric``), the whole block otherwise.
     """
     n, p = X.shape
     if sp.issparse(X) or not symmetric or not np.all(d >= 0):
         DX = sp.diags(d) @ X if sp.issparse(X) else X * d[:, None]
         block = _dot(X.T, DX)
-        G[:p, :p] += block
+        G[:p, :p] += np.triu(block) if symmetric else block
         if fit_intercept:
             col = np.asarray(DX.sum(axis=0)).ravel()
             G[:p, p] += col
-            G[p, :p] += col
+            if not symmetric:
+                G[p, :p] += col
             G[p, p] += d.sum()
         return G
     q = p + int(fit_intercept)
