@@ -185,7 +185,8 @@ def main():
         client_peak = _peak_mib()
         t_fit, t_top = fitted - start, done - fitted
         print(f"InfluenceExplainer.fit: {t_fit:.1f} s = {t_fit / one_pass:.1f} passes "
-              f"(fit gap {explainer.fit_gap_:.1e}, {explainer.solver_.diagnostics_['form']})",
+              f"(fit gap {explainer.fit_gap_:.1e}, "
+              f"{explainer.solver_.diagnostics_['form']})",
               flush=True)
         print(f"top_influencers({options.test_rows} test rows, k=10): {t_top:.1f} s = "
               f"{t_top / one_pass:.1f} passes "
@@ -195,7 +196,8 @@ def main():
               "passes", flush=True)
         print("peak resident memory per worker (MiB): "
               + ", ".join(f"{peak:.0f}" for peak in peaks.values())
-              + f"; client {client_peak:.0f} (grew {client_peak - client_before / 1024:.0f})"
+              + f"; client {client_peak:.0f} "
+              f"(grew {client_peak - client_before / 1024:.0f})"
               + (f"; limit {limit / 2**20:.0f}" if limit else ""), flush=True)
         if options.check:
             X_memory = np.load(X_path)

@@ -304,7 +304,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame, dask array} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, DataFrame, dask array} of shape (n, n_features)
             The training data the estimator was (or will be) fitted on. A
             ``dask.array`` (rows chunked; columns are brought into one chunk)
             is never collected: every pass over its rows (the linear

@@ -174,7 +174,7 @@ def leverage_blocks(problem, solver, rows=None, chunk_size=1024):
     solved for.
     """
     family = problem.family
-    K, p = family.n_outputs, family.n_features
+    K = family.n_outputs
     factor_leverage = getattr(solver, "factor_leverage", lambda: None)()
     if factor_leverage is not None and not family.full_output_hessian:
         n = problem.n_samples
@@ -378,7 +378,7 @@ class RunningTop:
             self._merge(rows[down], T[down], columns, False)
 
     def _merge(self, rows, T, columns, largest):
-        values, indices, k = self.values[largest], self.indices[largest], self.k
+        values, k = self.values[largest], self.k
         threshold = values[rows, -1]
         unfilled = np.flatnonzero(~np.isfinite(threshold))
         if unfilled.size and T.shape[1] > k:
