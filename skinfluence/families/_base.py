@@ -180,6 +180,11 @@ class LinearFamily:
         """Derivative of :meth:`training_output_losses` with respect to ``Z``."""
         return self.loss_gradient(Y, Z)
 
+    def training_derivatives(self, Y, Z):
+        """``(training_loss_gradient, loss_hessian)`` at ``Z``; families whose
+        two derivatives share work (a sigmoid) compute them together."""
+        return self.training_loss_gradient(Y, Z), self.loss_hessian(Y, Z)
+
     def training_gradient_change(self, Y, Z, dZ):
         """``training_loss_gradient(Y, Z + dZ) - training_loss_gradient(Y, Z)``.
 
@@ -281,8 +286,8 @@ class BoundProblem:
     def _derivatives(self):
         """Residuals and curvatures of every row at the linear predictor ``Z``."""
         family = self.family
-        self.residuals = self.weights * family.training_loss_gradient(self.Y, self.Z)
-        curvature = family.loss_hessian(self.Y, self.Z)
+        gradient, curvature = family.training_derivatives(self.Y, self.Z)
+        self.residuals = self.weights * gradient
         if family.full_output_hessian:
             self.curvature = self.weights[:, :, None] * curvature
         else:
