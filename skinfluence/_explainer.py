@@ -29,6 +29,7 @@ from . import _labels, applications
 from ._fitcheck import FitWarning
 from ._fitted import FittedInfluence
 from ._resolve import resolve, sample_weight_key
+from ._rows import is_dask
 from ._threads import limit_small
 from .estimators import representer_decomposition
 from .evaluation import optimality_gap, trust_report
@@ -64,6 +65,17 @@ def _limit_small_threads(method):
             return method(self, X, *args, **kwargs)
 
     return wrapper
+
+
+def _transform_block(block, transform):
+    """The Pipeline's preprocessing of one chunk of rows (dense float64)."""
+    out = transform(block)
+    if sp.issparse(out):
+        raise ValueError(
+            "The Pipeline's preprocessing returns a sparse matrix, which a dask "
+            "array cannot hold. Make it dense (for example "
+            "OneHotEncoder(sparse_output=False)) or pass numpy/sparse data.")
+    return np.asarray(out, dtype=np.float64)
 
 
 def _check_non_negative(sample_weight):
@@ -387,8 +399,17 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            The training data the estimator was (or will be) fitted on.
+        X : {array-like, sparse matrix, DataFrame, dask array} of shape (n, n_features)
+            The training data the estimator was (or will be) fitted on. A
+            ``dask.array`` (rows chunked; columns are brought into one chunk)
+            is never collected: every pass over its rows (the linear
+            predictor, the gradient and Hessian together, the fit check) is
+            one dask computation on the active scheduler, a
+            ``dask.distributed`` cluster included, tree-reduced; only
+            ``d x d`` results and per-row vectors (``n x n_outputs``) come
+            back. The estimator must then be fitted already (scikit-learn
+            cannot fit on a dask array); a Pipeline's preprocessing is applied
+            chunk by chunk.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Training targets (several columns for a regressor fitted on them).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -411,6 +432,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if sample_weight is not None:
             _check_non_negative(sample_weight)
         estimator = self.estimator
+        if not _is_fitted(estimator) and is_dask(X):
+            raise ValueError(
+                f"{type(_unfrozen(estimator)).__name__} is not fitted, and scikit-learn "
+                "estimators cannot be fitted on a dask array. Fit the model first (on "
+                "a sample, with dask-ml, or by skinfluence.exact.newton_minimize on the "
+                "dask array) and pass the fitted model.")
         if not _is_fitted(estimator):
             estimator = clone(estimator)
             fit_params = {}
@@ -451,7 +478,6 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             smoothing_resolve=self.smoothing_resolve, gradient_tol=self.gradient_tol,
             polish=self.polish,
         )
-        self.relative_gradient_norm_ = self.influence_.relative_gradient_norm
         report = self.influence_.fit_report
         self.newton_decrement_ = report.decrement
         self.fit_gap_ = report.gap
@@ -499,6 +525,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         return self.influence_.family
 
     @property
+    def relative_gradient_norm_(self):
+        """``||grad F|| / (sum_i |grad f_i| + ||penalty gradient||)`` at the
+        fitted coefficients (computed on first access: one pass over X)."""
+        return self.influence_.relative_gradient_norm
+
+    @property
     def problem_(self):
         """The objective bound to the training data at the parameters used."""
         return self.influence_.problem
@@ -519,11 +551,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         family = self.family_ if family is None else family
         if not reset and hasattr(self, "feature_names_in_"):
             validate_data(self, X, skip_check_array=True, reset=False)
+        if is_dask(X):
+            return self._prepare_dask(X, family, reset)
         if self._transform is not None:
             X = self._transform(X)
+        # training rows: dense NaN and infinity are caught on the linear
+        # predictor, in the first pass of fit (one pass over X fewer)
         X = check_array(
             X, accept_sparse=("csr", "csc"), dtype=np.float64,
-            ensure_all_finite=True, input_name="X",
+            ensure_all_finite=not (reset and not sp.issparse(X)), input_name="X",
         )
         if X.shape[1] != family.n_inputs:
             raise ValueError(
@@ -535,6 +571,33 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         if reset:
             self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
         return family.design(X)
+
+    def _prepare_dask(self, X, family, reset):
+        """A dask ``X`` stays lazy: rows chunked, columns in one chunk, float64,
+        the Pipeline's preprocessing applied chunk by chunk. NaN and infinity
+        are caught on the linear predictor, in the first pass over the rows."""
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D dask array for X; got {X.ndim}-D.")
+        expected = getattr(self.estimator_, "n_features_in_", None) \
+            if reset else getattr(self, "n_features_in_", None)
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{expected} features.")
+        if len(X.chunks[1]) != 1:
+            X = X.rechunk({1: -1})
+        if self._transform is not None:
+            X = X.map_blocks(_transform_block, self._transform, dtype=np.float64,
+                             chunks=(X.chunks[0], (family.n_features,)))
+        elif X.dtype != np.float64:
+            X = X.astype(np.float64)
+        if X.shape[1] != family.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{family.n_features} features.")
+        if reset:
+            self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
+        return X
 
     # -------------------------------------------------------------- explain
     @_labelled("test_train")
@@ -576,17 +639,19 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Precision of the final contraction (``method="first_order"`` only).
             float32 halves the memory of the result and speeds up the product
             (relative error about 1e-6, fine for ranking); the Hessian is always
-            factorised in float64. It keeps a float32 copy of the training
-            matrix.
+            factorised in float64. The removal gradients are rounded to
+            float32 block by block (no copy of the training matrix).
 
         Returns
         -------
-        influence : ndarray of shape (n_test, n_train) or (n_test, n_train, n_targets)
+        influence : ndarray or dask array of shape (n_test, n_train) or (n_test, n_train, n_targets)
             ``influence[j, i]`` is the predicted change of test row ``j``'s loss
             (or prediction) if training row ``i`` were removed and the model
             refitted. A regressor with several targets explains the squared
             error summed over the targets, or, without ``y``, each target's
-            prediction (the last axis).
+            prediction (the last axis). With dask training rows, a lazy dask
+            array chunked like them along the training axis and like ``X``
+            (or by ``chunk_size``) along the test axis.
         """
         check_is_fitted(self)
         if method not in ("first_order", "newton"):
@@ -603,10 +668,16 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
         """The ``k`` most helpful and most harmful training rows of each test row.
 
-        The top of :meth:`explain` (first order), computed chunk by chunk of
-        test rows without ever holding the ``(n_test, n_train)`` matrix: memory
-        is one chunk (sized from scikit-learn's ``working_memory``, or
-        ``chunk_size`` test rows) plus the results.
+        The top of :meth:`explain` (first order), selected inside the blocked
+        product that computes it: each tile of test rows x training rows is
+        reduced to its row maxima and minima and only rows that reach the
+        current ``k``-th value are merged, training rows go in order of
+        decreasing removal-gradient norm, and a tile that the Cauchy-Schwarz
+        bound ``|a_j . g_i| <= ||a_j|| ||g_i||`` shows cannot enter the top is
+        never computed. The ``(n_test, n_train)`` matrix never exists; memory
+        is the test side (``n_test x n_parameters``) plus the results. With
+        dask training rows every chunk keeps its own top and the tops are
+        tree-merged (numpy results).
 
         Parameters
         ----------
@@ -942,7 +1013,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         Liang's quantity for finding mislabeled rows: rows the model can only
         fit by bending towards them score high). Computed as a diagonal from
         per-row leverage blocks, O(n d^2) with the direct solver, never the
-        ``n x n`` matrix; cached after the first call.
+        ``n x n`` matrix; cached after the first call. On dask training rows
+        the leverage blocks take one pass over the chunks (numpy result).
 
         Returns
         -------
@@ -972,7 +1044,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         ``(n_val, n_train)`` matrix; with ``class_weight="balanced"`` it
         includes the re-balancing term of :meth:`explain`. Negative values mark
         rows whose removal would lower the validation loss: candidates for
-        mislabelled or harmful data.
+        mislabelled or harmful data. On dask training rows: one pass over the
+        chunks (numpy result).
 
         Parameters
         ----------

@@ -132,8 +132,7 @@ def check_fit(family, problem, solver, estimator=None, *, gradient_tol=0.05):
             step = None                        # when it is used
     if not family.smoothed and step is not None:
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
-        moved = family.bind(problem.X, problem.y, problem.sample_weight,
-                            problem.theta - step)
+        moved = problem.moved(step)
         gap = max(_relative_change(moved.residuals, problem.residuals),
                   _relative_change(moved.curvature, problem.curvature))
     interpolates = (family.quadratic and not penalised

@@ -8,22 +8,29 @@ this object and prepared arrays, never the explainer.
 """
 
 import warnings
+from functools import partial
 
 import numpy as np
 from sklearn import get_config
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from ._result import Result
 from ._influence import (
+    contract,
     first_order_block,
+    influence_directions,
     leverage_blocks,
     newton_rho,
+    newton_step_influence,
+    output_directions,
     output_shift_block,
     self_influence_values,
     shifted_residuals,
+    stream_top_k,
     top_k_indices,
 )
 from ._fitcheck import check_fit
+from ._rows import is_dask, map_row_blocks, row_slices
 from .exact import LOO_TOL, certified_loo, exact_loo, newton_loo, refit_loo
 from .exact import polish as polish_family
 from .solvers import make_solver
@@ -91,15 +98,25 @@ class FittedInfluence:
         sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                          else np.asarray(sample_weight, dtype=float))
         problem = family.bind(X, y, sample_weight)
-        self.relative_gradient_norm = problem.relative_gradient_norm(subgradient=True)
-        #: the objective's gradient at the estimator's own coefficients
-        self.fitted_gradient = problem.gradient()
+        self._relative_gradient_norm = None
+        if family.smoothed:  # judged at the estimator's own coefficients
+            self._relative_gradient_norm = problem.relative_gradient_norm(
+                subgradient=True)
+        self._fitted_problem = problem  # at the estimator's own coefficients
+        if is_dask(X) and family.smoothed and hasattr(family, "exact_solution"):
+            raise ValueError(
+                f"The hinge loss of this {type(estimator).__name__} is explained at the "
+                "exact dual optimum, whose support vectors need every training row in "
+                "memory; the rows are a dask array. Pass numpy or sparse rows, or use "
+                "the squared hinge (loss='squared_hinge', or "
+                "'squared_epsilon_insensitive'), which runs on dask.")
         # support-vector families: the exact optimum of the true loss and its
         # dual (its active-set solves are dense in the columns: not for text-size
         # feature spaces, where loo(method="exact") computes it on request)
         self.exact_solution = (
             family.exact_solution(X, y, sample_weight)
-            if hasattr(family, "exact_solution") and family.n_columns <= 4096 else None)
+            if hasattr(family, "exact_solution") and family.n_columns <= 4096
+            and not is_dask(X) else None)
         self.polished = bool(polish or (smoothing_resolve and family.smoothed))
         if self.polished:
             family = polish_family(family, X, y, sample_weight)
@@ -131,8 +148,9 @@ class FittedInfluence:
         else:
             row_scale, delta, class_residuals = removal
             self.removal_residuals = problem.residuals * row_scale
-            vectors = np.stack([problem.rows_to_parameters(r) for r in class_residuals])
-            self.class_shift = (vectors.T, delta)
+            # every class's gradient total in one pass: (n_parameters, n_classes)
+            vectors = problem.rows_to_parameters(np.moveaxis(class_residuals, 0, 2))
+            self.class_shift = (vectors, delta)
         self.n_class_columns = 0 if self.class_shift is None else delta.shape[1]
         shift = family.removal_shift(problem)
         if shift is not None:
@@ -152,7 +170,6 @@ class FittedInfluence:
         self._leverage_blocks = None
         self._newton_rho = None
         self._self_influence = None
-        self._X_train32 = None
 
     @property
     def support(self):
@@ -163,6 +180,21 @@ class FittedInfluence:
     @property
     def n_samples(self):
         return self.problem.n_samples
+
+    @property
+    def fitted_gradient(self):
+        """The objective's gradient at the estimator's own coefficients
+        (computed when first asked for: one pass over the rows)."""
+        return self._fitted_problem.gradient()
+
+    @property
+    def relative_gradient_norm(self):
+        """At the estimator's own coefficients; computed when first asked for
+        (one pass over the rows: it needs ``sum_i |g_i|``)."""
+        if self._relative_gradient_norm is None:
+            self._relative_gradient_norm = self._fitted_problem.relative_gradient_norm(
+                subgradient=True)
+        return self._relative_gradient_norm
 
     # ------------------------------------------------------------ test rows
     def test_labels(self, X, y, Z=None):
@@ -256,18 +288,6 @@ class FittedInfluence:
             self._correction = self.solver.solve(self.problem.gradient())[:, None]
         return self._correction
 
-    def training_matrix(self, dtype):
-        """The training matrix in ``dtype`` (None for float64; a float32 copy
-        is made once)."""
-        dtype = np.dtype(dtype)
-        if dtype == np.float64:
-            return None
-        if dtype != np.float32:
-            raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
-        if self._X_train32 is None:
-            self._X_train32 = self.problem.X.astype(np.float32)
-        return self._X_train32
-
     @staticmethod
     def chunks(n_test, per_row_bytes, chunk_size=None):
         """Slices of test rows whose temporaries fit scikit-learn's
@@ -285,9 +305,9 @@ class FittedInfluence:
         (written into ``out[rows]`` when ``out`` is given); ``residuals``
         replaces the removal residuals (the linearised Newton step)."""
         problem = self.problem
-        X_train = self.training_matrix(dtype)
-        n_train, K = problem.n_samples, self.family.n_outputs
-        per_row = np.dtype(dtype).itemsize * n_train * (1 if K == 1 else 2)
+        dtype = _check_dtype(dtype)
+        n_train = problem.n_samples
+        per_row = dtype.itemsize * n_train
         # and the d-sized float64 columns: test gradient, solution and the
         # iterative solvers' working vectors (about 8 per column for cg)
         per_row += 8 * 8 * problem.n_parameters
@@ -295,8 +315,7 @@ class FittedInfluence:
             yield rows, first_order_block(
                 problem, self.solver,
                 self.removal_residuals if residuals is None else residuals,
-                self.class_shift,
-                X[rows], Q[rows], X_train=X_train,
+                self.class_shift, X[rows], Q[rows], dtype=dtype,
                 out=None if out is None else out[rows])
 
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
@@ -306,9 +325,13 @@ class FittedInfluence:
         ``method`` is "first_order" or "newton" (validated by the caller). For
         a smoothed loss (the hinge) "newton" is the leverage-corrected step
         ``H^-1 g_i / (1 - h_ii)`` with the test loss linearised: the true
-        hinge has no curvature to evaluate it at the moved parameters.
+        hinge has no curvature to evaluate it at the moved parameters. With
+        dask training rows the result is a lazy dask array.
         """
         family, problem = self.family, self.problem
+        if is_dask(problem.X):
+            return self._lazy_explain(X, y, method, chunk_size, dtype)
+        X = _in_memory(X)
         Y, Z = self.test_targets(X, y)
         n_train, n_test, K = problem.n_samples, X.shape[0], family.n_outputs
         if Y is None and K > 1:
@@ -318,7 +341,7 @@ class FittedInfluence:
             # linearised (the true hinge has no curvature to move along)
             residuals = self.newton_rho() if method == "newton" else None
             Q = self.test_gradient(Y, Z)
-            influence = np.empty((n_test, n_train), dtype=dtype)
+            influence = np.empty((n_test, n_train), dtype=_check_dtype(dtype))
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
                                              out=influence, residuals=residuals):
                 pass
@@ -329,20 +352,67 @@ class FittedInfluence:
         # newton_rho() start from the fit's residual gradient g0 too)
         Z = Z - problem.parameters_to_rows(self._baseline_correction(), X)[:, :, 0]
         rho = self.newton_rho()
+        delta = None if self.class_shift is None else self.class_shift[1]
         for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
-            dZ = output_shift_block(problem, self.solver, rho, self.class_shift,
-                                    X[rows])
-            Zr = Z[rows]
-            m = Zr.shape[0]
-            if Y is None:
-                moved = family.predicted((Zr[:, None, :] + dZ).reshape(m * n_train, K))
-                influence[rows] = moved.reshape(m, n_train) - family.predicted(Zr)[:, None]
-                continue
-            Yr = Y[rows]
-            moved = family.loss(np.repeat(Yr, n_train, axis=0),
-                                (Zr[:, None, :] + dZ).reshape(m * n_train, K))
-            influence[rows] = moved.reshape(m, n_train) - family.loss(Yr, Zr)[:, None]
+            directions = output_directions(problem, self.solver, self.class_shift,
+                                           X[rows])
+            influence[rows] = newton_step_influence(
+                family, directions, None if Y is None else Y[rows], Z[rows],
+                problem.X, rho, delta)
         return self._refit_interpolated(X, y, influence)
+
+    def _lazy_explain(self, X, y, method, chunk_size, dtype):
+        """explain on dask training rows: a lazy ``(n_test, n_train)`` dask
+        array, one task per (test chunk, training chunk)."""
+        import dask.array as da
+
+        family, problem = self.family, self.problem
+        dtype = _check_dtype(dtype) if method == "first_order" else np.dtype(float)
+        test_chunks = tuple(X.chunks[0]) if is_dask(X) else None
+        X = _in_memory(X)
+        Y, Z = self.test_targets(X, y)
+        if Y is None and family.n_outputs > 1:
+            raise ValueError(
+                "explain without y on a regressor with several targets returns one "
+                "slice per target, which dask training rows do not support; pass y "
+                "(the squared error summed over the targets) or numpy rows.")
+        if self.interpolated_rows().size:
+            raise ValueError(
+                "The model interpolates training rows (leverage 1), whose influence "
+                "is undefined and needs leave-one-out refits on in-memory data. "
+                "Use a penalised model (Ridge) or pass the training rows as numpy.")
+        if test_chunks is None:
+            largest = max(X_chunk.stop - X_chunk.start for X_chunk in row_slices(problem.X))
+            rows = self.chunks(X.shape[0], dtype.itemsize * largest * 3, chunk_size)
+        else:
+            bounds = np.cumsum((0,) + test_chunks)
+            rows = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        delta = None if self.class_shift is None else self.class_shift[1]
+        if method == "first_order" or family.smoothed:
+            # the smoothed hinge's "newton": first order with the step's rho
+            R = self.newton_rho() if method == "newton" else self.removal_residuals
+            Q = self.test_gradient(Y, Z)
+            U = self.solver.solve(problem.row_gradients(X, Q))
+            A = influence_directions(U, self.class_shift, dtype)
+            tiles = [map_row_blocks(partial(_first_order_tile, family, A[r]),
+                                    problem.X, R, delta)
+                     for r in rows]
+        else:
+            Z = Z - problem.parameters_to_rows(self._baseline_correction(), X)[:, :, 0]
+            rho = self.newton_rho()
+            tiles = []
+            for r in rows:
+                directions = output_directions(problem, self.solver, self.class_shift,
+                                               X[r])
+                tiles.append(map_row_blocks(
+                    partial(newton_step_influence, family, directions,
+                            None if Y is None else Y[r], Z[r]),
+                    problem.X, rho, delta))
+        train = [b.stop - b.start for b in row_slices(problem.X)]
+        return da.block([[da.from_delayed(tile, shape=(r.stop - r.start, size),
+                                          dtype=dtype)
+                          for tile, size in zip(row_tiles, train)]
+                         for r, row_tiles in zip(rows, tiles)])
 
     def interpolated_rows(self):
         """Training rows the model interpolates (leverage 1), cached.
@@ -398,9 +468,17 @@ class FittedInfluence:
         return influence
 
     def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
-        """The ``k`` most helpful and most harmful training rows per test row."""
+        """The ``k`` most helpful and most harmful training rows per test row.
+
+        The selection runs inside the blocked product (:func:`stream_top_k`):
+        no ``(n_test, n_train)`` block is ever held. On dask training rows
+        each chunk keeps its own top and the tops are tree-merged.
+        """
+        problem = self.problem
+        dtype = _check_dtype(dtype)
         n_train = self.n_samples
         k = min(int(k), n_train)
+        X = _in_memory(X)
         Y, Z = self.test_targets(X, y)
         Q = self.test_gradient(Y, Z)
         n_test = X.shape[0]
@@ -410,8 +488,29 @@ class FittedInfluence:
             harmful_indices=np.empty((n_test, k), dtype=np.intp),
             harmful_values=np.empty((n_test, k), dtype=dtype),
         )
-        # temporaries per test row: the block, a comparison mask, partitions
-        per_row = (np.dtype(dtype).itemsize + 2) * n_train * 2
+        if 8 * k > n_train and not is_dask(problem.X):  # most of each row: sort it
+            self._top_by_sorting(X, Q, k, chunk_size, dtype, result)
+            return result
+        delta = None if self.class_shift is None else self.class_shift[1]
+        # the test side of the product: (m, q) floats per test row
+        per_row = 8 * 8 * problem.n_parameters
+        for rows in self.chunks(n_test, per_row, chunk_size):
+            U = self.solver.solve(problem.row_gradients(X[rows], Q[rows]))
+            A = influence_directions(U, self.class_shift, dtype)
+            if is_dask(problem.X):
+                top = _dask_top_k(self.family, A, problem.X, self.removal_residuals,
+                                  delta, k)
+            else:
+                top = stream_top_k(self.family, A, problem.X, self.removal_residuals,
+                                   delta, k)
+            for side, largest in (("helpful", True), ("harmful", False)):
+                result[f"{side}_indices"][rows] = top.indices[largest]
+                result[f"{side}_values"][rows] = top.values[largest]
+        return result
+
+    def _top_by_sorting(self, X, Q, k, chunk_size, dtype, result):
+        """Top-k of explain blocks by partition and sort (``k`` large)."""
+        per_row = (dtype.itemsize + 2) * self.n_samples * 2
         if chunk_size is None:
             budget = get_config()["working_memory"] * 2**20
             chunk_size = max(1, int(budget // per_row))
@@ -420,7 +519,24 @@ class FittedInfluence:
             for side, idx in zip(("harmful", "helpful"), top_k_indices(block, k)):
                 result[f"{side}_indices"][rows] = idx
                 result[f"{side}_values"][rows] = np.take_along_axis(block, idx, axis=1)
-        return result
+
+    def direction_influence(self, vector):
+        """``v^T H^{-1} g_i`` for every training row ``i``: the first-order
+        change, when row ``i`` is removed, of any smooth function of the
+        parameters whose gradient at the fit is ``vector`` (n_parameters,).
+
+        One solve and one pass over the training rows (numpy result also for
+        dask rows); includes the class re-balancing term. Validation
+        influence, functionals and rankings are built on it.
+        """
+        problem = self.problem
+        u = self.solver.solve(np.asarray(vector, dtype=float))
+        T = problem.parameters_to_rows(u[:, None])[:, :, 0]  # (n, K)
+        values = np.einsum("nk,nk->n", self.removal_residuals, T)
+        if self.class_shift is not None:
+            vectors, delta = self.class_shift
+            values -= delta @ (u @ vectors)
+        return values
 
     def self_influence(self):
         """``grad l_i^T H^{-1} grad f_i`` of every training row (cached)."""
@@ -467,6 +583,12 @@ class FittedInfluence:
                 "method='newton' minimises the smoothed objective, whose leave-one-out "
                 "is not the hinge's; use method='exact' (the exact decremental path) "
                 "or method='refit'.")
+        if is_dask(problem.X):
+            raise TypeError(
+                "loo() refits the model without each row, which needs the training "
+                "rows in memory; they are a dask array. Compute a subset first, for "
+                "example InfluenceExplainer(model).fit(X[rows].compute(), y[rows]), "
+                "or use explain / top_influencers, which run on dask.")
         labels = self.test_labels(X, y)
         explicit_rows, rows = rows, self.train_rows(rows)
         out = None  # (n_test, n_rows) or, for several targets, (..., n_targets)
@@ -519,6 +641,11 @@ class FittedInfluence:
         training row of ``rows`` (or each index array of ``removals``) on each
         test quantity: :func:`~skinfluence.exact.certified.certified_loo`."""
         problem = self.problem
+        if is_dask(problem.X):
+            raise TypeError(
+                "loo_interval() refits the model without each row, which needs the "
+                "training rows in memory; they are a dask array. Compute a subset "
+                "first, or use explain / top_influencers, which run on dask.")
         labels = self.test_labels(X, y)
         if removals is None:
             removals = [np.array([row]) for row in self.train_rows(rows)]
@@ -537,3 +664,48 @@ def _place(out, values, columns):
         out = np.full(shape, np.nan)
     out[:, columns] = values
     return out
+
+def _in_memory(X):
+    """Test rows held by a dask array, computed and validated like numpy."""
+    if not is_dask(X):
+        return X
+    return check_array(X.compute(), dtype=np.float64, input_name="X")
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be float64 or float32; got {dtype}.")
+    return dtype
+
+
+def _first_order_tile(family, A, X, R, delta):
+    """One (test chunk, training chunk) tile of first-order influence."""
+    return contract(family, A, X, R, delta)
+
+
+def _chunk_top_k(family, A, k, X, R, delta, offset):
+    return stream_top_k(family, A, X, R, delta, k, offset=offset, n_threads=1)
+
+
+def _merge_tops(*tops):
+    top = tops[0]
+    for other in tops[1:]:
+        top.absorb(other)
+    return top
+
+
+def _dask_top_k(family, A, X, R, delta, k):
+    """Running tops of every training chunk, tree-merged (numpy result)."""
+    import dask
+
+    from ._rows import SPLIT_EVERY
+
+    offsets = [(b.start,) for b in row_slices(X)]
+    parts = map_row_blocks(partial(_chunk_top_k, family, A, k), X, R, delta,
+                           per_block=offsets)
+    merge = dask.delayed(_merge_tops, pure=False)
+    while len(parts) > 1:
+        parts = [merge(*parts[i : i + SPLIT_EVERY])
+                 for i in range(0, len(parts), SPLIT_EVERY)]
+    return dask.compute(parts[0])[0]

@@ -1,20 +1,41 @@
-"""BLAS thread control for small problems.
+"""BLAS thread control for small problems, and threads over blocks of rows.
 
 On a busy machine a multi-threaded BLAS call on an 11 x 11 Cholesky factor took
 15 ms instead of 0.05 ms: thread start-up and synchronisation dominate small
 products. Small problems therefore run on one BLAS thread; large products keep
 all cores (and any limit the user set with ``threadpoolctl``).
+
+The passes over the training rows use the cores differently: blocks of rows
+go to :func:`run_threads` workers, each calling a one-thread BLAS on its own
+blocks. The workers never wait for each other inside a product, which on a
+shared 2-core machine made a blocked ``(200 x 101)(101 x 100000)`` product 3x
+faster than one caller with a two-thread BLAS, and it parallelises the numpy
+work between the products (scaling, reductions) too. Inside a dask task, or a
+worker, everything runs serially (dask owns the parallelism there).
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["limit_small", "one_blas_thread"]
+__all__ = [
+    "limit_small", "one_blas_thread", "limit_blas", "blas_threads", "run_threads",
+    "serial",
+]
 
 #: problems with fewer entries (rows x parameters) run on one BLAS thread
 SMALL = 2_000_000
 _controller = None
+_local = threading.local()
+
+
+def _blas():
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def limit_small(n_rows, n_parameters):
@@ -28,7 +49,43 @@ def one_blas_thread():
     """Context manager: one BLAS thread, through a controller made once per
     process (entering ``threadpool_limits`` rescans the loaded libraries, about
     5 ms each time)."""
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def limit_blas(threads):
+    """Context manager: at most ``threads`` BLAS threads."""
+    return _blas().limit(limits=threads, user_api="blas")
+
+
+def blas_threads():
+    """Threads a pass over rows may use: the BLAS thread count in force (the
+    largest over the libraries), 1 inside a dask task or a block worker."""
+    if getattr(_local, "serial", False):
+        return 1
+    libraries = _blas().select(user_api="blas").lib_controllers
+    return max([lib.num_threads for lib in libraries] or [1])
+
+
+def serial(function, *args, **kwargs):
+    """Call ``function`` with every pass inside it running on this thread."""
+    previous = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _local.serial = previous
+
+
+def run_threads(work, n_threads):
+    """``[work(0), ..., work(n_threads - 1)]``, in threads with a one-thread
+    BLAS each (or on this thread when ``n_threads`` is 1)."""
+    if n_threads <= 1:
+        return [work(0)]
+    with limit_blas(1), ThreadPoolExecutor(n_threads) as pool:
+        return list(pool.map(partial_serial(work), range(n_threads)))
+
+
+def partial_serial(work):
+    def run(index):
+        return serial(work, index)
+    return run

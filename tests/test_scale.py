@@ -32,7 +32,7 @@ def _check_top(influence, top, k):
 @pytest.mark.parametrize("model, classes", [
     (LogisticRegression(max_iter=1000), [1, 7]),
     (LogisticRegression(max_iter=1000, class_weight="balanced"), [0, 1, 2]),
-    (LinearSVC(dual=False), [0, 1, 2]),
+    (LinearSVC(dual=False, tol=1e-8, max_iter=10_000), [0, 1, 2]),
 ])
 def test_top_influencers_equal_the_top_of_explain(model, classes):
     X, y = _digits(classes)
@@ -122,3 +122,50 @@ def test_memory_mapped_training_matrix(tmp_path):
                                reference.explain(X[:5], y[:5]), rtol=1e-12)
     np.testing.assert_array_equal(explainer.top_influencers(X[:5], y[:5]).helpful_indices,
                                   reference.top_influencers(X[:5], y[:5]).helpful_indices)
+
+
+def _long_logistic(n=30_000, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X @ rng.normal(size=d) + 0.3 * rng.normal(size=n) > 0).astype(int)
+    model = LogisticRegression(C=1.0).fit(X, y)
+    return InfluenceExplainer(model).fit(X, y), rng.normal(size=(40, d)), \
+        rng.integers(0, 2, size=40)
+
+
+def test_streamed_top_k_skips_tiles_and_stays_exact():
+    """Most rows of a well-fitted logistic model have small residuals: the
+    Cauchy-Schwarz bound skips most tiles, and the result is still the top of
+    explain, whatever the number of threads."""
+    from skinfluence._influence import influence_directions, stream_top_k
+
+    explainer, X_test, y_test = _long_logistic()
+    fitted = explainer.influence_
+    influence = explainer.explain(X_test, y_test)
+    _check_top(influence, explainer.top_influencers(X_test, y_test, k=8), 8)
+    Y, Z = fitted.test_targets(X_test, y_test)
+    U = fitted.solver.solve(fitted.problem.row_gradients(X_test,
+                                                         fitted.test_gradient(Y, Z)))
+    A = influence_directions(U, None)
+    tops = [stream_top_k(fitted.family, A, fitted.problem.X, fitted.removal_residuals,
+                         None, 8, n_threads=threads) for threads in (1, 2)]
+    assert tops[0].computed < 0.6 * influence.size  # the bound pays here
+    for largest in (True, False):
+        np.testing.assert_array_equal(tops[0].indices[largest], tops[1].indices[largest])
+        np.testing.assert_array_equal(tops[0].values[largest], tops[1].values[largest])
+
+
+def test_a_wrong_bound_is_caught(monkeypatch):
+    """The check can fail: with wrong gradient norms (small where they are
+    large) the bound skips tiles that hold top entries, and the comparison
+    with explain fails."""
+    import skinfluence._influence as algebra
+
+    explainer, X_test, y_test = _long_logistic()
+    influence = explainer.explain(X_test, y_test)
+    true_norms = algebra.removal_gradient_norms
+    monkeypatch.setattr(algebra, "removal_gradient_norms",
+                        lambda *args: 1e-3 / (true_norms(*args) + 1e-300))
+    top = explainer.top_influencers(X_test, y_test, k=8)
+    with pytest.raises(AssertionError):
+        _check_top(influence, top, 8)

@@ -28,17 +28,10 @@ def validation_influence(fitted, X, y):
     minus the class re-balancing term ``(u^T G) delta_i``. O(n d) after the
     solve, never the ``(n_val, n_train)`` matrix.
     """
-    problem = fitted.problem
     Y, Z = fitted.test_targets(X, y)
     Q = fitted.test_gradient(Y, Z)
-    total = problem.rows_to_parameters(Q, X)  # sum_j grad L_j, (d,)
-    u = fitted.solver.solve(total)
-    T = problem.parameters_to_rows(u[:, None])[:, :, 0]  # (n, K)
-    values = np.einsum("nk,nk->n", fitted.removal_residuals, T)
-    if fitted.class_shift is not None:
-        vectors, delta = fitted.class_shift
-        values -= delta @ (u @ vectors)
-    return values
+    total = fitted.problem.rows_to_parameters(Q, X)  # sum_j grad L_j, (d,)
+    return fitted.direction_influence(total)
 
 
 def loo_self_loss(fitted, method="newton_step", n_jobs=None):

@@ -53,6 +53,13 @@ class ActiveSetProblem(BoundProblem):
     def rows_to_parameters(self, R, X=None):
         return self._mask(super().rows_to_parameters(R, X))
 
+    def gradient(self):  # the one-pass statistics are not masked
+        return self._mask(super().gradient())
+
+    def gradient_and_scale(self):
+        gradient, scale = super().gradient_and_scale()
+        return self._mask(gradient.copy()), self._mask(scale.copy())
+
     def row_gradients(self, X, R):
         return self._mask(super().row_gradients(X, R))
 
@@ -120,6 +127,12 @@ class ActiveSetMixin:
 
     def active_parameters(self):
         return self.support
+
+    def row_gradients(self, X, R):
+        """Row gradients restricted to the support (the reduced problem's)."""
+        out = super().row_gradients(X, R)
+        out[~self.support] = 0.0
+        return out
 
     def penalty_diagonal(self):
         p = np.array(self.l2_penalty(), dtype=float)

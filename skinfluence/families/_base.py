@@ -22,16 +22,28 @@ gradients: the gradient of row ``i`` is ``r_i tilde x_i^T`` with
 """
 
 import copy
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
+from .._rows import is_dask, map_rows, sum_rows
+
 __all__ = ["LinearFamily", "BoundProblem", "safe_dot"]
+
+#: bytes of training rows processed together while they are in cache
+BLOCK_BYTES = 2**22
 
 
 def safe_dot(X, A):
-    """``X @ A`` for dense or sparse ``X``, returning a dense array."""
+    """``X @ A`` for dense, sparse or dask ``X``, returning a dense array."""
+    if is_dask(X) or (not sp.issparse(X) and X.shape[0] * X.shape[1] > 2**21):
+        return map_rows(partial(_dot, A=A), X, block_bytes=8 * BLOCK_BYTES)
+    return _dot(X, A)
+
+
+def _dot(X, A):
     out = X @ A
     return np.asarray(out.toarray() if sp.issparse(out) else out)
 
@@ -118,7 +130,15 @@ class LinearFamily:
         coef, intercept = (
             (self.coef, self.intercept) if theta is None else self.split_theta(theta)
         )
-        return safe_dot(X, coef.T) + intercept
+        Z = safe_dot(X, coef.T) + intercept
+        # NaN or infinity anywhere in a row makes its linear predictor
+        # non-finite: the first pass over the rows is the check of X
+        if not np.isfinite(Z).all() and np.isfinite(coef).all():
+            bad = np.flatnonzero(~np.isfinite(Z).all(axis=1))
+            raise ValueError(
+                f"Input X contains NaN or infinity in rows {bad[:10].tolist()}"
+                f"{' ...' if bad.size > 10 else ''}. Drop or impute those rows.")
+        return Z
 
     def test_quantity(self, X, y=None, theta=None):
         """The explained quantity of each row of ``X`` at parameters ``theta``.
@@ -239,6 +259,11 @@ class LinearFamily:
         """Derivative of :meth:`training_output_losses` with respect to ``Z``."""
         return self.loss_gradient(Y, Z)
 
+    def training_derivatives(self, Y, Z):
+        """``(training_loss_gradient, loss_hessian)`` at ``Z``; families whose
+        two derivatives share work (a sigmoid) compute them together."""
+        return self.training_loss_gradient(Y, Z), self.loss_hessian(Y, Z)
+
     def training_gradient_change(self, Y, Z, dZ):
         """``training_loss_gradient(Y, Z + dZ) - training_loss_gradient(Y, Z)``.
 
@@ -311,6 +336,21 @@ class LinearFamily:
         """
         return None
 
+    def row_gradients(self, X, R):
+        """Gradients ``R_i (x) tilde x_i`` of a block of rows as columns:
+        (n_parameters, n). Only ever called on blocks of rows."""
+        X = X.compute() if is_dask(X) else X
+        n = X.shape[0]
+        out = np.empty((self.n_outputs, self.n_columns, n))
+        for k in range(self.n_outputs):
+            if sp.issparse(X):
+                out[k, : self.n_features] = (sp.diags(R[:, k]) @ X).T.toarray()
+            else:
+                out[k, : self.n_features] = (R[:, k, None] * X).T
+            if self.fit_intercept:
+                out[k, -1] = R[:, k]
+        return out.reshape(self.n_parameters, n)
+
     # --------------------------------------------------------------- binding
     def bind(self, X, y, sample_weight=None, theta=None):
         """Return the objective evaluated on data ``(X, y, sample_weight)``."""
@@ -338,15 +378,31 @@ class BoundProblem:
         self.Y = family.encode_target(self.y)
         self.Z = family.decision(X, self.theta)
         self.weights = family.row_weights(self.y, self.sample_weight)
-        self.residuals = self.weights * family.training_loss_gradient(self.Y, self.Z)
-        curvature = family.loss_hessian(self.Y, self.Z)
+        self._derivatives()
+        self.penalty = family.penalty_diagonal()
+        self.linear = family.linear_penalty()
+        self.correction = family.hessian_correction(self)
+
+    def _derivatives(self):
+        """Residuals and curvatures of every row at the linear predictor ``Z``."""
+        family = self.family
+        gradient, curvature = family.training_derivatives(self.Y, self.Z)
+        self.residuals = self.weights * gradient
         if family.full_output_hessian:
             self.curvature = self.weights[:, :, None] * curvature
         else:
             self.curvature = self.weights * curvature
-        self.penalty = family.penalty_diagonal()
-        self.linear = family.linear_penalty()
-        self.correction = family.hessian_correction(self)
+        self._statistics = self._gradient_scale = None
+
+    def moved(self, step):
+        """The objective at ``theta - step`` on the same rows: the linear
+        predictor moved by one pass over ``X`` (targets and weights reused)."""
+        other = copy.copy(self)
+        other.theta = self.theta - step
+        other.Z = self.Z - self.parameters_to_rows(step[:, None])[:, :, 0]
+        other._derivatives()
+        other.correction = other.family.hessian_correction(other)
+        return other
 
     @property
     def factorable(self):
@@ -365,6 +421,11 @@ class BoundProblem:
     @property
     def n_samples(self):
         return self.X.shape[0]
+
+    @property
+    def distributed_rows(self):
+        """Whether the rows are a dask array (passes run as dask tasks)."""
+        return is_dask(self.X)
 
     @property
     def n_factor_rows(self):
@@ -393,19 +454,10 @@ class BoundProblem:
         With ``R`` of shape ``(n, K, m)`` the result is ``(n_parameters, m)``.
         """
         X = self.X if X is None else X
-        fam = self.family
         R = np.asarray(R, dtype=float)
-        K = fam.n_outputs
         single = R.ndim == 2
-        if single:
-            R = R[:, :, None]
-        m = R.shape[2]
-        out = np.empty((K, fam.n_columns, m))
-        for k in range(K):
-            out[k, : fam.n_features] = safe_dot(X.T, R[:, k, :])
-            if fam.fit_intercept:
-                out[k, -1] = R[:, k, :].sum(axis=0)
-        out = out.reshape(fam.n_parameters, m)
+        out = sum_rows(partial(_rows_to_parameters, self.family), X,
+                       R[:, :, None] if single else R)
         return out[:, 0] if single else out
 
     def row_gradients(self, X, R):
@@ -413,17 +465,7 @@ class BoundProblem:
 
         Used for a block of test rows; never called on the training set.
         """
-        fam = self.family
-        n = X.shape[0]
-        out = np.empty((fam.n_outputs, fam.n_columns, n))
-        for k in range(fam.n_outputs):
-            if sp.issparse(X):
-                out[k, : fam.n_features] = (sp.diags(R[:, k]) @ X).T.toarray()
-            else:
-                out[k, : fam.n_features] = (R[:, k, None] * X).T
-            if fam.fit_intercept:
-                out[k, -1] = R[:, k]
-        return out.reshape(fam.n_parameters, n)
+        return self.family.row_gradients(X, R)
 
     def parameters_to_rows(self, V, X=None):
         """``tilde x_i^T V_k`` for each row and output.
@@ -431,16 +473,9 @@ class BoundProblem:
         ``V`` of shape ``(n_parameters, m)`` gives ``(n, K, m)``.
         """
         X = self.X if X is None else X
-        fam = self.family
         V = np.asarray(V, dtype=float)
-        m = V.shape[1]
-        V = V.reshape(fam.n_outputs, fam.n_columns, m)
-        out = np.empty((X.shape[0], fam.n_outputs, m))
-        for k in range(fam.n_outputs):
-            out[:, k, :] = safe_dot(X, V[k, : fam.n_features])
-            if fam.fit_intercept:
-                out[:, k, :] += V[k, -1]
-        return out
+        return map_rows(partial(_parameters_to_rows, self.family, V), X,
+                        block_bytes=8 * BLOCK_BYTES)
 
     # ------------------------------------------------------- objective
     def objective(self):
@@ -460,7 +495,30 @@ class BoundProblem:
         return p * theta if linear is None else p * theta + linear
 
     def gradient(self):
-        return self.rows_to_parameters(self.residuals) + self.penalty_gradient()
+        if self._statistics is not None:
+            data = self._statistics[0]
+        elif self._gradient_scale is not None:
+            data = self._gradient_scale[0]
+        else:
+            data = self.rows_to_parameters(self.residuals)
+        return data + self.penalty_gradient()
+
+    def gradient_and_scale(self):
+        """``(sum_i g_i, sum_i |g_i|)``: the data gradient and its absolute
+        scale, in one pass over ``X``; cached."""
+        if self._gradient_scale is None:
+            self._gradient_scale = sum_rows(
+                partial(_gradient_scale, self.family), self.X, self.residuals)
+        return self._gradient_scale
+
+    def statistics(self):
+        """The data gradient and the data Hessian ``X~^T D X~`` (a list of
+        output blocks, upper triangles of the diagonal ones), both from ONE
+        pass over ``X``; cached."""
+        if self._statistics is None:
+            self._statistics = sum_rows(partial(_statistics, self.family), self.X,
+                                        self.residuals, self.curvature)
+        return self._statistics
 
     def relative_gradient_norm(self, subgradient=False):
         """``||grad F|| / (sum_i ||grad f_i||_abs + ||p theta||)``: about 0 at an optimum.
@@ -468,17 +526,7 @@ class BoundProblem:
         With ``subgradient=True`` a non-smooth loss is judged by its smallest
         subgradient rather than by the gradient of its smoothed version.
         """
-        R = np.abs(self.residuals)
-        if sp.issparse(self.X):
-            scale = self.rows_to_parameters(R, abs(self.X))
-            data_gradient = self.rows_to_parameters(self.residuals)
-        else:  # block by block while the rows are in cache; |X| never copied whole
-            scale = data_gradient = 0.0
-            for rows in _row_blocks(*self.X.shape, bytes_per_block=2**25):
-                block = self.X[rows]
-                data_gradient = data_gradient + self.rows_to_parameters(
-                    self.residuals[rows], block)
-                scale = scale + self.rows_to_parameters(R[rows], np.abs(block))
+        data_gradient, scale = self.gradient_and_scale()
         grad = self.family.stationarity_gradient(self) if subgradient else None
         penalty_gradient = self.penalty_gradient()
         if grad is None:
@@ -490,19 +538,15 @@ class BoundProblem:
         """Dense Hessian ``tilde X^T D tilde X + diag(p)``."""
         fam = self.family
         K, P = fam.n_outputs, fam.n_columns
+        grams = self.statistics()[1]
         H = np.zeros((K, P, K, P))
-        for k in range(K):
-            for l in range(k, K):
-                if fam.full_output_hessian:
-                    d = self.curvature[:, k, l]
-                elif k == l:
-                    d = self.curvature[:, k]
-                else:
-                    continue
-                block = _weighted_gram(self.X, d, fam.fit_intercept)
-                H[k, :, l, :] = block
-                if l != k:
-                    H[l, :, k, :] = block.T
+        for (k, l), block in zip(_output_pairs(fam), grams):
+            if k == l:  # the upper triangle is summed: mirror it
+                block = block + block.T
+                block.flat[:: P + 1] *= 0.5
+            H[k, :, l, :] = block
+            if l != k:
+                H[l, :, k, :] = block.T
         H = H.reshape(fam.n_parameters, fam.n_parameters)
         H[np.diag_indices_from(H)] += self.penalty
         if self.correction is not None:
@@ -532,12 +576,7 @@ class BoundProblem:
             rows = np.asarray(rows, dtype=np.intp)
             X, curvature = self.X[rows], self.curvature[rows]
             scale = self.n_samples / max(len(rows), 1)
-        U = self.parameters_to_rows(V, X)  # (n, K, m)
-        if self.family.full_output_hessian:
-            DU = np.einsum("ikl,ilm->ikm", curvature, U)
-        else:
-            DU = curvature[:, :, None] * U
-        out = self.rows_to_parameters(DU, X)
+        out = sum_rows(partial(_hessian_product, self.family, V), X, curvature)
         if scale != 1.0:
             out *= scale
         out += self.penalty[:, None] * V
@@ -553,25 +592,43 @@ class BoundProblem:
         O(nnz) for sparse ``X``, which is never densified.
         """
         fam = self.family
-        X = self.X
         if fam.full_output_hessian:
             idx = np.arange(fam.n_outputs)
             dk = self.curvature[:, idx, idx]  # (n, K)
         else:
             dk = self.curvature
-        out = np.empty((fam.n_outputs, fam.n_columns))
-        if sp.issparse(X):
-            X2 = sp.csr_matrix(X.multiply(X))
-            out[:, : fam.n_features] = safe_dot(X2.T, dk).T
-        else:
-            out[:, : fam.n_features] = np.einsum("ij,ij,ik->kj", X, X, dk)
-        if fam.fit_intercept:
-            out[:, -1] = dk.sum(axis=0)
+        out = sum_rows(partial(_hessian_diagonal, fam), self.X, dk)
         out = out.ravel() + self.penalty
         if self.correction is not None:
             B, c = self.correction
             out += (B**2) @ c
         return out
+
+    def _factor_roots(self):
+        """``L_i`` with ``D_i = L_i L_i^T``: (n, K, K)."""
+        K = self.family.n_outputs
+        if self.family.full_output_hessian:
+            # D_i = L_i L_i^T by an eigendecomposition (D_i is only semidefinite)
+            vals, vecs = np.linalg.eigh(self.curvature)
+            return vecs * np.sqrt(np.clip(vals, 0, None))[:, None, :]
+        L = np.zeros((self.n_samples, K, K))
+        idx = np.arange(K)
+        L[:, idx, idx] = np.sqrt(np.clip(self.curvature, 0, None))
+        return L
+
+    def _lazy_factor(self):
+        """:meth:`hessian_factor` of dask rows, lazy and in the same row order
+        (output-major): one block of rows per column of ``L_i``."""
+        import dask.array as da
+
+        from .._rows import lazy_map_rows
+
+        L = self._factor_roots()
+        width = self.family.n_parameters
+        blocks = [lazy_map_rows(partial(_factor_rows, self.family), self.X,
+                                np.ascontiguousarray(L[:, :, col]), width=width)
+                  for col in range(self.family.n_outputs)]
+        return blocks[0] if len(blocks) == 1 else da.concatenate(blocks)
 
     def hessian_factor(self):
         """A matrix ``J`` with ``J^T J = tilde X^T D tilde X``.
@@ -588,6 +645,8 @@ class BoundProblem:
         fam = self.family
         X = self.X
         n, K = X.shape[0], fam.n_outputs
+        if is_dask(X):
+            return self._lazy_factor()
         Xt = X
         if fam.fit_intercept:
             ones = np.ones((n, 1))
@@ -618,40 +677,190 @@ class BoundProblem:
         return sp.vstack(blocks, format="csr") if sp.issparse(Xt) else np.vstack(blocks)
 
 
-def _row_blocks(n, p, bytes_per_block=2**22):
-    """Slices of about ``bytes_per_block`` bytes of an ``(n, p)`` float matrix."""
-    step = max(1, bytes_per_block // (8 * max(p, 1)))
-    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+# ---------------------------------------------------------------- row blocks
+# Module-level block functions of the passes over X: they see one block of
+# rows (numpy or sparse) and its slices of the per-row arrays, so the same code
+# runs on a whole matrix, on cache-sized blocks and on dask chunks.
+
+def _rows_to_parameters(family, X, R, out=None):
+    """``sum_i R_i (x) x~_i`` for ``R`` of shape (n, K, m): (n_parameters, m)."""
+    K, P, p, m = family.n_outputs, family.n_columns, family.n_features, R.shape[2]
+    result = np.empty((K, P, m))
+    for k in range(K):
+        result[k, :p] = _dot(X.T, R[:, k, :])
+        if family.fit_intercept:
+            result[k, -1] = R[:, k, :].sum(axis=0)
+    result = result.reshape(K * P, m)
+    if out is None:
+        return result
+    out += result
+    return out
 
 
-def _weighted_gram(X, d, fit_intercept):
-    """``tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``.
+def _parameters_to_rows(family, V, X):
+    """``x~_i^T V_k`` of each row and output: (n, K, m) for ``V`` (d, m)."""
+    K, P, p = family.n_outputs, family.n_columns, family.n_features
+    m = V.shape[1]
+    V = V.reshape(K, P, m)
+    out = np.empty((X.shape[0], K, m))
+    for k in range(K):
+        out[:, k, :] = _dot(X, V[k, :p])
+        if family.fit_intercept:
+            out[:, k, :] += V[k, -1]
+    return out
 
-    Dense ``X`` with non-negative weights is processed in blocks of rows (no
-    ``n x d`` temporary) by symmetric rank-k updates (``syrk``, half the flops
-    of a general product) of ``[sqrt(d) X, sqrt(d)]``.
+
+def _gradient_scale_block(family, X, R, out=None):
+    gradient = _rows_to_parameters(family, X, R[:, :, None])[:, 0]
+    scale = _rows_to_parameters(family, abs(X), np.abs(R)[:, :, None])[:, 0]
+    if out is None:
+        return gradient, scale
+    out[0][...] += gradient
+    out[1][...] += scale
+    return out
+
+
+def _gradient_scale(family, X, R):
+    """Data gradient and absolute scale, block by block while rows are in cache."""
+    return sum_rows(partial(_gradient_scale_block, family), X, R,
+                    block_bytes=8 * BLOCK_BYTES, accumulates=True)
+
+
+def _output_pairs(family):
+    """Output pairs ``(k, l)``, ``k <= l``, with a Hessian block."""
+    K = family.n_outputs
+    if family.full_output_hessian:
+        return [(k, l) for k in range(K) for l in range(k, K)]
+    return [(k, k) for k in range(K)]
+
+
+def _statistics_block(family, X, R, D, out=None):
+    """Data gradient and Hessian blocks of one block of rows, accumulated.
+
+    The gradient of output ``k`` rides in the symmetric rank-k update of its
+    diagonal Hessian block as one more column, ``r_k / sqrt(D_kk)``:
+    ``S^T c = X~^T r_k`` (:func:`_add_gram_and_gradient`).
     """
-    n, p = X.shape
+    q = family.n_columns
+    if out is None:
+        out = [np.zeros((q + (k == l), q + (k == l)), order="F")
+               for k, l in _output_pairs(family)]
+    for i, (k, l) in enumerate(_output_pairs(family)):
+        d = D[:, k, l] if family.full_output_hessian else D[:, k]
+        if k == l:
+            out[i] = _add_gram_and_gradient(X, d, R[:, k], family.fit_intercept, out[i])
+        else:
+            _add_weighted_gram(X, d, family.fit_intercept, out[i], symmetric=False)
+    return out
+
+
+def _statistics(family, X, R, D):
+    """Data gradient and Hessian blocks in one pass over cache-sized blocks of
+    rows; the gradient columns are read off the diagonal Gram blocks."""
+    q = family.n_columns
+    block = max(BLOCK_BYTES, 256 * 8 * q)
+    grams = sum_rows(partial(_statistics_block, family), X, R, D, block_bytes=block,
+                     accumulates=True)
+    gradient = np.zeros((family.n_outputs, q))
+    out = []
+    for G, (k, l) in zip(grams, _output_pairs(family)):
+        if k == l:
+            gradient[k] = G[:q, q]
+            G = G[:q, :q]
+        out.append(G)
+    return gradient.ravel(), out
+
+
+def _factor_rows(family, X, L):
+    """Factor rows ``[L_i1 x~_i, ..., L_iK x~_i]`` of a block (one column of L)."""
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if family.fit_intercept else X
+    return np.hstack([L[:, k, None] * Xt for k in range(family.n_outputs)])
+
+
+def _hessian_product(family, V, X, D):
+    """``sum_i (D_i U_i) (x) x~_i`` with ``U_i = x~_i^T V``: one block's H V."""
+    U = _parameters_to_rows(family, V, X)  # (n, K, m)
+    if family.full_output_hessian:
+        DU = np.einsum("ikl,ilm->ikm", D, U)
+    else:
+        DU = D[:, :, None] * U
+    return _rows_to_parameters(family, X, DU)
+
+
+def _hessian_diagonal(family, X, dk):
+    out = np.empty((family.n_outputs, family.n_columns))
+    p = family.n_features
+    if sp.issparse(X):
+        X2 = sp.csr_matrix(X.multiply(X))
+        out[:, :p] = _dot(X2.T, dk).T
+    else:
+        out[:, :p] = np.einsum("ij,ij,ik->kj", X, X, dk)
+    if family.fit_intercept:
+        out[:, -1] = dk.sum(axis=0)
+    return out
+
+
+def _add_gram_and_gradient(X, d, r, fit_intercept, G):
+    """``G[:q, :q] += tilde X^T diag(d) tilde X`` and ``G[:q, q] += tilde X^T r``
+    for a Fortran-ordered ``G`` of size ``q + 1`` (upper triangle).
+
+    One symmetric rank-k update of ``[sqrt(d) X, sqrt(d), r / sqrt(d)]``: the
+    gradient costs one more column of the same product instead of another
+    pass over the rows. Rows with ``d = 0`` (a zero weight, a flat part of the
+    loss) add their gradient by a product of their own.
+    """
+    p = X.shape[1]
     q = p + int(fit_intercept)
     if sp.issparse(X) or not np.all(d >= 0):
-        DX = sp.diags(d) @ X if sp.issparse(X) else X * d[:, None]
-        G = X.T @ DX
-        G = np.asarray(G.toarray() if sp.issparse(G) else G)
-        if not fit_intercept:
-            return G
-        col = np.asarray(DX.sum(axis=0)).ravel()
-        out = np.empty((q, q))
-        out[:p, :p] = G
-        out[:p, p] = out[p, :p] = col
-        out[p, p] = d.sum()
-        return out
-    G = np.zeros((q, q), order="F")
-    for rows in _row_blocks(n, q):
-        root = np.sqrt(d[rows])
-        S = np.empty((root.size, q))
-        np.multiply(X[rows], root[:, None], out=S[:, :p])
+        _add_weighted_gram(X, d, fit_intercept, G[:q, :q])
+        G[:p, q] += _dot(X.T, r)
         if fit_intercept:
-            S[:, p] = root
-        # S.T is Fortran-ordered, so syrk reads S without a copy (upper part)
-        G = blas.dsyrk(1.0, S.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
-    return np.triu(G) + np.triu(G, 1).T
+            G[p, q] += r.sum()
+        return G
+    root = np.sqrt(d)
+    positive = root > 0
+    S = np.empty((X.shape[0], q + 1))
+    np.multiply(X, root[:, None], out=S[:, :p])
+    if fit_intercept:
+        S[:, p] = root
+    np.divide(r, root, out=S[:, q], where=positive)
+    flat = np.flatnonzero(~positive)
+    if flat.size:
+        S[flat, q] = 0.0
+        G[:p, q] += _dot(X[flat].T, r[flat])
+        if fit_intercept:
+            G[p, q] += r[flat].sum()
+    # S.T is Fortran-ordered, so syrk reads S without a copy (upper part)
+    return blas.dsyrk(1.0, S.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+
+
+def _add_weighted_gram(X, d, fit_intercept, G, symmetric=True):
+    """``G += tilde X^T diag(d) tilde X`` with ``tilde X = [X, 1]``.
+
+    Dense ``X`` with non-negative weights: a symmetric rank-k update
+    (``syrk``, half the flops of a general product) of ``[sqrt(d) X,
+    sqrt(d)]`` into the upper triangle of the Fortran-ordered ``G``; the
+    caller symmetrises. Otherwise (sparse ``X``, signed weights) a general
+    product, added in place (``G`` may be a view): its upper triangle for a
+    diagonal block (``symmetric``), the whole block otherwise.
+    """
+    n, p = X.shape
+    if sp.issparse(X) or not symmetric or not np.all(d >= 0):
+        DX = sp.diags(d) @ X if sp.issparse(X) else X * d[:, None]
+        block = _dot(X.T, DX)
+        G[:p, :p] += np.triu(block) if symmetric else block
+        if fit_intercept:
+            col = np.asarray(DX.sum(axis=0)).ravel()
+            G[:p, p] += col
+            if not symmetric:
+                G[p, :p] += col
+            G[p, p] += d.sum()
+        return G
+    q = p + int(fit_intercept)
+    root = np.sqrt(d)
+    S = np.empty((n, q))
+    np.multiply(X, root[:, None], out=S[:, :p])
+    if fit_intercept:
+        S[:, p] = root
+    # S.T is Fortran-ordered, so syrk reads S without a copy (upper part)
+    return blas.dsyrk(1.0, S.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)

@@ -46,6 +46,19 @@ class ClassificationFamily(LinearFamily):
             y = y[:, 0]
         if y.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
+        if (y.dtype.kind in "biuf" and self.classes.dtype.kind in "biuf"
+                and len(self.classes) <= 8):  # a few numeric classes: compare
+            idx = np.zeros(len(y), dtype=np.intp)
+            seen = np.zeros(len(y), dtype=bool)
+            for position, label in enumerate(self.classes):
+                match = y == label
+                seen |= match
+                if position:
+                    idx += position * match
+            unseen = ~seen
+            if np.any(unseen):
+                self._refuse_unseen(y, unseen)
+            return idx
         try:
             idx = np.searchsorted(self.classes, y)
             idx = np.clip(idx, 0, len(self.classes) - 1)
@@ -54,19 +67,22 @@ class ClassificationFamily(LinearFamily):
             idx = np.zeros(len(y), dtype=np.intp)
             unseen = np.ones(len(y), dtype=bool)
         if np.any(unseen):
-            shown = sorted({repr(v) for v in y[unseen].tolist()})[:10]
-            raise ValueError(
-                f"y contains labels the estimator was not fitted on: "
-                f"[{', '.join(shown)}]. Known classes are "
-                f"{self.classes.tolist()} (of type {type(self.classes[0]).__name__}); "
-                "pass the labels in the same form the estimator was fitted with."
-            )
+            self._refuse_unseen(y, unseen)
         return idx
 
     def balance_counts(self, sample_weight):
         """What each row adds to its class's count under ``class_weight="balanced"``:
         its sample weight (LogisticRegression, LinearSVC)."""
         return np.asarray(sample_weight, dtype=float)
+
+    def _refuse_unseen(self, y, unseen):
+        shown = sorted({repr(v) for v in y[unseen].tolist()})[:10]
+        raise ValueError(
+            f"y contains labels the estimator was not fitted on: "
+            f"[{', '.join(shown)}]. Known classes are "
+            f"{self.classes.tolist()} (of type {type(self.classes[0]).__name__}); "
+            "pass the labels in the same form the estimator was fitted with."
+        )
 
     def class_weights(self, y, sample_weight):
         """Class weights as the estimator computed them on ``(y, sample_weight)``."""

@@ -136,6 +136,10 @@ class BinaryLogisticFamily(_LogisticBase):
         p = expit(Z)
         return p * (1.0 - p)
 
+    def training_derivatives(self, Y, Z):
+        p = expit(Z)
+        return p - Y, p * (1.0 - p)
+
     def training_gradient_change(self, Y, Z, dZ):
         # sigma(z + d) - sigma(z) = sigma(z) (1 - sigma(z + d)) expm1(d)
         Y, Z, dZ = np.broadcast_arrays(Y, Z, dZ)

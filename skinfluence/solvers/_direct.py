@@ -30,6 +30,8 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from .._rows import is_dask
+
 __all__ = ["DirectSolver", "SingularHessianError", "CHOLESKY_COND_LIMIT"]
 
 #: condition number of the equilibrated Hessian above which the primal form
@@ -55,7 +57,10 @@ _FIX = (
 
 
 def _qr_fits(system):
-    """Whether the stacked dense factor of ``system`` is small enough for QR."""
+    """Whether the stacked dense factor of ``system`` is small enough for QR
+    (always, for rows held by dask: that factor is never collected)."""
+    if getattr(system, "distributed_rows", False):
+        return True
     return 8 * (system.n_factor_rows + system.n_parameters) * system.n_parameters \
         <= QR_MAX_BYTES
 
@@ -67,7 +72,8 @@ def _equilibrated_cholesky(H):
     if not np.all(np.isfinite(H)) or np.any(diagonal <= 0):
         return (None, None) if not np.all(np.isfinite(H)) else _plain_cholesky(H)
     scale = 1.0 / np.sqrt(diagonal)
-    Hs = H * scale[:, None] * scale[None, :]
+    Hs = H * scale[:, None]
+    Hs *= scale[None, :]
     try:
         factor = la.cho_factor(Hs, lower=True, check_finite=False)
     except la.LinAlgError:
@@ -93,6 +99,55 @@ def _cholesky(matrix, what):
         raise SingularHessianError(
             f"The {what} is singular or not positive definite ({exc}). {_FIX}"
         ) from None
+
+
+# Dense or dask: the orthogonal factorisation reads the stacked factor through
+# these, so that dask rows get dask's tall-skinny QR (one tree of block QRs)
+# and only d x d results and per-row leverages are computed.
+
+def _stack(J, rows):
+    if not rows:
+        return J
+    extra = np.vstack(rows)
+    if not is_dask(J):
+        return np.vstack([J, extra])
+    import dask.array as da
+
+    chunks = J.chunks[0][:-1] + (J.chunks[0][-1] + extra.shape[0],)
+    return da.concatenate([J, da.from_array(extra)]).rechunk({0: chunks, 1: -1})
+
+
+def _compute(x):
+    return x.compute() if is_dask(x) else np.asarray(x)
+
+
+def _column_norms(A):
+    return np.sqrt((A**2).sum(axis=0))
+
+
+def _row_squares(Q):
+    return (Q**2).sum(axis=1)
+
+
+def _qr(A):
+    """``(Q, R)``: Q lazy for dask input, R always computed."""
+    if not is_dask(A):
+        return la.qr(A, mode="economic", check_finite=False)
+    import dask.array as da
+
+    Q, R = da.linalg.tsqr(A.rechunk({1: -1}))
+    return Q, R.compute()
+
+
+def _svd(A):
+    if not is_dask(A):
+        return la.svd(A, full_matrices=False, check_finite=False)
+    import dask
+    import dask.array as da
+
+    U, sv, Vt = da.linalg.svd(A.rechunk({1: -1}))
+    sv, Vt = dask.compute(sv, Vt)
+    return U, sv, Vt
 
 
 class DirectSolver:
@@ -200,9 +255,11 @@ class DirectSolver:
         ``LinearRegression`` computes it on centred data.
         """
         J = system.hessian_factor()
-        J = J.toarray() if sp.issparse(J) else np.asarray(J, dtype=float)
+        lazy = is_dask(J)  # dask rows: tall-skinny QR, the factor never collected
+        if not lazy:
+            J = J.toarray() if sp.issparse(J) else np.asarray(J, dtype=float)
         n_rows, d = J.shape
-        rows = [J]
+        rows = []
         penalised = np.flatnonzero(diag > 0)
         if penalised.size:
             P = np.zeros((penalised.size, d))
@@ -213,8 +270,8 @@ class DirectSolver:
         first = np.asarray(getattr(system, "intercept_columns", lambda: [])(),
                            dtype=np.intp)
         order = np.concatenate([first, np.setdiff1d(np.arange(d), first)])
-        A = np.vstack(rows)[:, order]
-        absent = np.linalg.norm(A, axis=0) == 0
+        A = _stack(J, rows)[:, order]
+        absent = _compute(_column_norms(A)) == 0
         if np.any(absent) and sv_rtol is None:
             raise SingularHessianError(
                 f"The Hessian is singular: parameters {np.sort(order[absent])} do not "
@@ -222,21 +279,21 @@ class DirectSolver:
         k = first.size
         T = np.eye(d)
         rest = A[:, k:]
-        leverage = np.zeros(n_rows)
+        leverage = 0.0
         if k:
             # exact data stay exact when centred on their raw values
-            Q_first, T[:k, :k] = la.qr(A[:, :k], mode="economic", check_finite=False)
+            Q_first, T[:k, :k] = _qr(A[:, :k])
             for _ in range(2):
-                coupling = Q_first.T @ rest
+                coupling = _compute(Q_first.T @ rest)
                 rest = rest - Q_first @ coupling
                 T[:k, k:] += coupling
-            leverage += np.einsum("ij,ij->i", Q_first[:n_rows], Q_first[:n_rows])
+            leverage = _row_squares(Q_first[:n_rows])
         if sv_rtol is None:
-            norms = np.linalg.norm(rest, axis=0)
+            norms = _compute(_column_norms(rest))
             norms[norms == 0] = 1.0
-            Q_rest, R_rest = la.qr(rest / norms, mode="economic", check_finite=False)
+            Q_rest, R_rest = _qr(rest / norms)
             T[k:, k:] = R_rest * norms  # T is now the R of A's QR
-            leverage += np.einsum("ij,ij->i", Q_rest[:n_rows], Q_rest[:n_rows])
+            leverage = _compute(leverage + _row_squares(Q_rest[:n_rows]))
             diagonal = np.abs(np.diag(T))
             if diagonal.min() <= np.finfo(float).eps * d * diagonal.max():
                 raise SingularHessianError(
@@ -246,11 +303,11 @@ class DirectSolver:
             rcond = lapack.dtrcon(T / np.linalg.norm(T, axis=0), norm="1", uplo="U")[0]
             condition = 1.0 / max(rcond, np.finfo(float).tiny) ** 2
         else:
-            U, sv, Vt = la.svd(rest, full_matrices=False, check_finite=False)
+            U, sv, Vt = _svd(rest)
             keep = sv > sv_rtol * sv[0] if sv.size and sv[0] > 0 else np.zeros(0, bool)
             self._rank = int(k + keep.sum())
             U, sv, Vt = U[:, keep], sv[keep], Vt[keep]
-            leverage += np.einsum("ij,ij->i", U[:n_rows], U[:n_rows])
+            leverage = _compute(leverage + _row_squares(U[:n_rows]))
             self._orthogonal = ("svd", T, order, (Vt.T, 1.0 / sv**2))
             condition = (sv[0] / sv[-1]) ** 2 if sv.size else np.inf
         self._factor_leverage = leverage
