@@ -55,7 +55,11 @@ def _limit_small_threads(method):
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
         if method.__name__ != "fit" and hasattr(self, "problem_"):
-            size = (self.problem_.n_samples, self.family_.n_parameters)
+            try:
+                n_test = _num_samples(X) if X is not None else 0
+            except (TypeError, ValueError):
+                n_test = 0
+            size = (self.problem_.n_samples, self.family_.n_parameters, n_test)
         else:
             try:
                 size = (_num_samples(X), _num_features(X))

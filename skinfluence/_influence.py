@@ -87,12 +87,14 @@ def influence_directions(U, class_shift, dtype=np.float64):
     return np.ascontiguousarray(A, dtype=dtype)
 
 
-def removal_gradients(family, X, R, delta=None, dtype=np.float64):
+def removal_gradients(family, X, R, delta=None, dtype=np.float64, buffer=None):
     """The training side ``G`` (n_rows, q) for a block of training rows.
 
     Row ``i`` is the removal gradient ``[r_i1 x~_i, ..., r_iK x~_i]``
     followed by the row's re-balancing weights ``delta_i``: built per block,
-    never for the whole training set. Sparse for sparse ``X``.
+    never for the whole training set. Sparse for sparse ``X``. ``buffer``
+    (at least (n_rows, q), C order) is reused for dense ``G``: a fresh block
+    of this size costs its page faults again on every block.
     """
     n, p = X.shape
     K, P = family.n_outputs, family.n_columns
@@ -106,7 +108,10 @@ def removal_gradients(family, X, R, delta=None, dtype=np.float64):
             parts.append(sp.csr_matrix(delta))
         return sp.hstack(parts, format="csr", dtype=dtype)
     C = 0 if delta is None else delta.shape[1]
-    G = np.empty((n, K * P + C), dtype=dtype)
+    if buffer is None:
+        G = np.empty((n, K * P + C), dtype=dtype)
+    else:
+        G = buffer.reshape(-1)[: n * (K * P + C)].reshape(n, K * P + C)
     for k in range(K):
         np.multiply(X, R[:, k, None], out=G[:, k * P : k * P + p])
         if family.fit_intercept:
@@ -141,9 +146,12 @@ def contract(family, A, X, R, delta=None, *, out=None):
     n_threads = min(blas_threads(), len(blocks)) if m * n * A.shape[1] > 2**24 else 1
 
     def work(first):
+        buffer = None if sp.issparse(X) else np.empty(
+            (blocks[0].stop - blocks[0].start, A.shape[1]), dtype=A.dtype)
         for rows in blocks[first::n_threads]:
             G = removal_gradients(family, X[rows], R[rows],
-                                  None if delta is None else delta[rows], A.dtype)
+                                  None if delta is None else delta[rows], A.dtype,
+                                  buffer=buffer)
             if sp.issparse(G):
                 out[:, rows] = _tile(A, G)
             else:

@@ -21,12 +21,13 @@ from contextlib import nullcontext
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "limit_small", "one_blas_thread", "limit_blas", "blas_threads", "run_threads",
+    "limit_small", "one_blas_thread", "small_product", "limit_blas", "blas_threads", "run_threads",
     "serial",
 ]
 
-#: problems with fewer entries (rows x parameters) run on one BLAS thread
-SMALL = 2_000_000
+#: products of fewer multiply-adds run on one BLAS thread (thread start-up
+#: and synchronisation cost more than they save below this)
+SMALL_FLOPS = 30_000_000
 _controller = None
 _local = threading.local()
 
@@ -38,9 +39,11 @@ def _blas():
     return _controller
 
 
-def limit_small(n_rows, n_parameters):
-    """Context manager: one BLAS thread when ``n_rows * n_parameters`` is small."""
-    if n_rows * n_parameters >= SMALL:
+def limit_small(n_rows, n_parameters, n_test=0):
+    """Context manager: one BLAS thread when the largest product of the work,
+    ``n_rows x n_parameters x max(n_parameters, n_test)`` multiply-adds (the
+    Hessian, or the contraction with ``n_test`` test rows), is small."""
+    if n_rows * n_parameters * max(n_parameters, n_test) >= SMALL_FLOPS:
         return nullcontext()
     return one_blas_thread()
 
@@ -50,6 +53,21 @@ def one_blas_thread():
     process (entering ``threadpool_limits`` rescans the loaded libraries, about
     5 ms each time)."""
     return _blas().limit(limits=1, user_api="blas")
+
+
+def small_product(flops):
+    """Context manager: one BLAS thread for a product of fewer than
+    ``SMALL_FLOPS`` multiply-adds, on the main thread only (a limit entered
+    in several threads at once could be restored out of order).
+
+    Besides the start-up cost, a multi-threaded call into scipy's OpenBLAS
+    leaves its threads spinning for a while, on the cores the next numpy
+    product needs: a (101 x 101) solve before a (200 x 101)(101 x 100000)
+    contraction made the contraction 1.6x slower on 2 cores.
+    """
+    if flops >= SMALL_FLOPS or threading.current_thread() is not threading.main_thread():
+        return nullcontext()
+    return one_blas_thread()
 
 
 def limit_blas(threads):

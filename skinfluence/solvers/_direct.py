@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .._rows import is_dask
+from .._threads import small_product
 
 __all__ = ["DirectSolver", "SingularHessianError", "CHOLESKY_COND_LIMIT"]
 
@@ -391,6 +392,11 @@ class DirectSolver:
         B = np.asarray(B, dtype=float)
         one = B.ndim == 1
         B = B[:, None] if one else B
+        with small_product(B.shape[0] ** 2 * B.shape[1]):
+            X = self._solve(B)
+        return X[:, 0] if one else X
+
+    def _solve(self, B):
         if self.form_ == "primal":
             factor, scale = self._primal
             X = scale[:, None] * la.cho_solve(factor, scale[:, None] * B,
@@ -409,4 +415,4 @@ class DirectSolver:
             X = np.empty_like(B)
             X[~a] = y
             X[a] = self._solve_penalised(B_a - self._H_au @ y)
-        return X[:, 0] if one else X
+        return X
