@@ -39,10 +39,10 @@ benchmark environment, with skinfluence itself:
 
 .. code-block:: bash
 
-    python -m venv /work/benchvenv
-    /work/benchvenv/bin/pip install cleanlab==2.9.0 scikit-learn numpy scipy
-    /work/benchvenv/bin/pip install --no-deps -e .
-    /work/benchvenv/bin/python benchmarks/mislabel.py --seeds 5
+    python -m venv ../benchvenv
+    ../benchvenv/bin/pip install cleanlab==2.9.0 scikit-learn numpy scipy
+    ../benchvenv/bin/pip install --no-deps -e .
+    ../benchvenv/bin/python benchmarks/mislabel.py --seeds 5
 
 Without cleanlab the script runs and leaves its rows out.
 """

@@ -3,11 +3,11 @@
 Needs a separate benchmark environment (never the package's dependencies;
 pyDVL pins numpy < 2):
 
-    python -m venv /work/benchvenv
-    /work/benchvenv/bin/pip install torch==2.13.0          # the local CPU build
-    /work/benchvenv/bin/pip install "pydvl[influence]" statsmodels
-    /work/benchvenv/bin/pip install -e .
-    /work/benchvenv/bin/python benchmarks/peers.py
+    python -m venv ../benchvenv
+    ../benchvenv/bin/pip install torch==2.13.0          # the local CPU build
+    ../benchvenv/bin/pip install "pydvl[influence]" statsmodels
+    ../benchvenv/bin/pip install -e .
+    ../benchvenv/bin/python benchmarks/peers.py
 
 Peers and the quantities compared (ours / theirs for time, best of 3):
 

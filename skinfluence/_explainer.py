@@ -628,7 +628,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
     @_labelled("test_train")
     @_limit_small_threads
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
-                dtype=np.float64):
+                dtype=np.float64, verbose=0):
         """Influence of every training row on the loss of every row of ``X``.
 
         Parameters
@@ -666,6 +666,11 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             (relative error about 1e-6, fine for ranking); the Hessian is always
             factorised in float64. The removal gradients are rounded to
             float32 block by block (no copy of the training matrix).
+        verbose : int, default=0
+            Report progress on stderr (test rows done, rate, time left), at
+            least ten chunks of test rows; 0 is silent (scikit-learn's
+            convention). Lazy dask results report nothing here (use dask's
+            own progress bar when computing them).
 
         Returns
         -------
@@ -707,12 +712,13 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             )
         _check_chunk_size(chunk_size)
         return self.influence_.explain(self._prepare_X(X), self._prepare_y(y),
-                                       method=method,
-                                       chunk_size=chunk_size, dtype=dtype)
+                                       method=method, chunk_size=chunk_size,
+                                       dtype=dtype, verbose=verbose)
 
     @_labelled("top")
     @_limit_small_threads
-    def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
+    def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64,
+                        verbose=0):
         """The ``k`` most helpful and most harmful training rows of each test row.
 
         The top of :meth:`explain` (first order), selected inside the blocked
@@ -737,6 +743,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Test rows per chunk.
         dtype : {np.float64, np.float32}, default=np.float64
             Precision of the contraction, as in :meth:`explain`.
+        verbose : int, default=0
+            Report progress on stderr (test rows done, rate, time left) as in
+            :meth:`explain`.
 
         Returns
         -------
@@ -761,8 +770,8 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"k must be a positive integer; got {k!r}.")
         _check_chunk_size(chunk_size)
         return self.influence_.top_influencers(self._prepare_X(X), self._prepare_y(y),
-                                               k=k,
-                                               chunk_size=chunk_size, dtype=dtype)
+                                               k=k, chunk_size=chunk_size, dtype=dtype,
+                                               verbose=verbose)
 
     @_labelled("test_train", rows="train_indices")
     @_limit_small_threads

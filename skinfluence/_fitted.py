@@ -30,6 +30,7 @@ from ._influence import (
     top_k_indices,
 )
 from ._fitcheck import check_fit
+from ._progress import Progress
 from ._rows import is_dask, map_row_blocks, row_slices
 from .exact import LOO_TOL, certified_loo, exact_loo, newton_loo, refit_loo
 from .exact import polish as polish_family
@@ -289,18 +290,21 @@ class FittedInfluence:
         return self._correction
 
     @staticmethod
-    def chunks(n_test, per_row_bytes, chunk_size=None):
+    def chunks(n_test, per_row_bytes, chunk_size=None, verbose=0):
         """Slices of test rows whose temporaries fit scikit-learn's
-        ``working_memory`` (or ``chunk_size`` rows each)."""
+        ``working_memory`` (or ``chunk_size`` rows each); with ``verbose``
+        at least ten chunks, so that progress can be reported."""
         if chunk_size is None:
             budget = get_config()["working_memory"] * 2**20
             chunk_size = max(1, int(budget // max(per_row_bytes, 1)))
+            if verbose:
+                chunk_size = min(chunk_size, max(1, -(-n_test // 10)))
         return [slice(start, min(start + chunk_size, n_test))
                 for start in range(0, n_test, chunk_size)]
 
     # ------------------------------------------------------------ explain
     def first_order_blocks(self, X, Q, *, chunk_size=None, dtype=np.float64, out=None,
-                           residuals=None):
+                           residuals=None, verbose=0):
         """Yield ``(rows, block)`` of first-order influence, chunk by chunk
         (written into ``out[rows]`` when ``out`` is given); ``residuals``
         replaces the removal residuals (the linearised Newton step)."""
@@ -311,15 +315,17 @@ class FittedInfluence:
         # and the d-sized float64 columns: test gradient, solution and the
         # iterative solvers' working vectors (about 8 per column for cg)
         per_row += 8 * 8 * problem.n_parameters
-        for rows in self.chunks(X.shape[0], per_row, chunk_size):
+        progress = Progress(X.shape[0], "explain", verbose, unit="test rows")
+        for rows in self.chunks(X.shape[0], per_row, chunk_size, verbose):
             yield rows, first_order_block(
                 problem, self.solver,
                 self.removal_residuals if residuals is None else residuals,
                 self.class_shift, X[rows], Q[rows], dtype=dtype,
                 out=None if out is None else out[rows])
+            progress.update(rows.stop - rows.start)
 
     def explain(self, X, y=None, *, method="first_order", chunk_size=None,
-                dtype=np.float64):
+                dtype=np.float64, verbose=0):
         """Influence of every training row on every row of prepared ``X``.
 
         ``method`` is "first_order" or "newton" (validated by the caller). For
@@ -343,7 +349,8 @@ class FittedInfluence:
             Q = self.test_gradient(Y, Z)
             influence = np.empty((n_test, n_train), dtype=_check_dtype(dtype))
             for _ in self.first_order_blocks(X, Q, chunk_size=chunk_size, dtype=dtype,
-                                             out=influence, residuals=residuals):
+                                             out=influence, residuals=residuals,
+                                             verbose=verbose):
                 pass
             return self._refit_interpolated(X, y, influence)
 
@@ -353,12 +360,14 @@ class FittedInfluence:
         Z = Z - problem.parameters_to_rows(self._baseline_correction(), X)[:, :, 0]
         rho = self.newton_rho()
         delta = None if self.class_shift is None else self.class_shift[1]
-        for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size):
+        progress = Progress(n_test, "explain (newton)", verbose, unit="test rows")
+        for rows in self.chunks(n_test, 8 * n_train * K * 3, chunk_size, verbose):
             directions = output_directions(problem, self.solver, self.class_shift,
                                            X[rows])
             influence[rows] = newton_step_influence(
                 family, directions, None if Y is None else Y[rows], Z[rows],
                 problem.X, rho, delta)
+            progress.update(rows.stop - rows.start)
         return self._refit_interpolated(X, y, influence)
 
     def _lazy_explain(self, X, y, method, chunk_size, dtype):
@@ -467,7 +476,8 @@ class FittedInfluence:
                                                  self.class_shift, X[rows])
         return influence
 
-    def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64):
+    def top_influencers(self, X, y=None, *, k=10, chunk_size=None, dtype=np.float64,
+                        verbose=0):
         """The ``k`` most helpful and most harmful training rows per test row.
 
         The selection runs inside the blocked product (:func:`stream_top_k`):
@@ -489,12 +499,13 @@ class FittedInfluence:
             harmful_values=np.empty((n_test, k), dtype=dtype),
         )
         if 8 * k > n_train and not is_dask(problem.X):  # most of each row: sort it
-            self._top_by_sorting(X, Q, k, chunk_size, dtype, result)
+            self._top_by_sorting(X, Q, k, chunk_size, dtype, result, verbose)
             return result
         delta = None if self.class_shift is None else self.class_shift[1]
         # the test side of the product: (m, q) floats per test row
         per_row = 8 * 8 * problem.n_parameters
-        for rows in self.chunks(n_test, per_row, chunk_size):
+        progress = Progress(n_test, "top_influencers", verbose, unit="test rows")
+        for rows in self.chunks(n_test, per_row, chunk_size, verbose):
             U = self.solver.solve(problem.row_gradients(X[rows], Q[rows]))
             A = influence_directions(U, self.class_shift, dtype)
             if is_dask(problem.X):
@@ -506,16 +517,19 @@ class FittedInfluence:
             for side, largest in (("helpful", True), ("harmful", False)):
                 result[f"{side}_indices"][rows] = top.indices[largest]
                 result[f"{side}_values"][rows] = top.values[largest]
+            progress.update(rows.stop - rows.start)
         return result
 
-    def _top_by_sorting(self, X, Q, k, chunk_size, dtype, result):
+    def _top_by_sorting(self, X, Q, k, chunk_size, dtype, result, verbose=0):
         """Top-k of explain blocks by partition and sort (``k`` large)."""
         per_row = (dtype.itemsize + 2) * self.n_samples * 2
         if chunk_size is None:
             budget = get_config()["working_memory"] * 2**20
             chunk_size = max(1, int(budget // per_row))
+            if verbose:
+                chunk_size = min(chunk_size, max(1, -(-X.shape[0] // 10)))
         for rows, block in self.first_order_blocks(X, Q, chunk_size=chunk_size,
-                                                   dtype=dtype):
+                                                   dtype=dtype, verbose=verbose):
             for side, idx in zip(("harmful", "helpful"), top_k_indices(block, k)):
                 result[f"{side}_indices"][rows] = idx
                 result[f"{side}_values"][rows] = np.take_along_axis(block, idx, axis=1)

@@ -250,6 +250,25 @@ def test_long_loops_report_progress_when_verbose(method, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("call", ["explain", "newton", "top", "top_sorted"])
+def test_chunked_explain_and_top_k_report_progress_when_verbose(call, capsys):
+    X, y = classification(n=80)
+    explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+    run = {
+        "explain": lambda v: explainer.explain(X, y, verbose=v),
+        "newton": lambda v: explainer.explain(X, y, method="newton", verbose=v),
+        "top": lambda v: explainer.top_influencers(X, y, k=3, verbose=v).helpful_values,
+        "top_sorted": lambda v: explainer.top_influencers(X, y, k=40,
+                                                          verbose=v).helpful_values,
+    }[call]
+    quiet = run(0)
+    assert capsys.readouterr().err == ""
+    loud = run(2)
+    err = capsys.readouterr().err
+    assert "80/80 test rows" in err and "s left" in err
+    np.testing.assert_array_equal(loud, quiet)  # ten chunks, the same numbers
+
+
 @pytest.mark.parametrize("n_jobs", [None, 2])
 def test_certified_intervals_report_progress_when_verbose(n_jobs, capsys):
     X, y = classification(n=80)
