@@ -163,6 +163,14 @@ def test_every_method_equals_the_numpy_path(client, name):
     vector = np.random.default_rng(2).normal(size=local.family_.n_parameters)
     _close(remote.influence_.direction_influence(vector),
            local.influence_.direction_influence(vector))
+    # the applications built on those passes
+    _close(remote.functional_influence(X_test, "mean_loss", y_test),
+           local.functional_influence(X_test, "mean_loss", y_test))
+    groups = np.arange(len(y)) % 7
+    for method in ("first_order", "newton"):
+        _close(remote.group_influence(X_test[:5], y_test[:5], groups=groups, method=method),
+               local.group_influence(X_test[:5], y_test[:5], groups=groups, method=method))
+    _close(remote.parameter_influence(), local.parameter_influence())
 
 
 def test_the_true_hinge_is_refused_with_the_fix(client):

@@ -8,6 +8,7 @@ influences; "newton" takes one Newton step with the group-removed Hessian
 import numpy as np
 import scipy.sparse as sp
 
+from .._rows import sum_rows
 from ..exact import refit_loo
 
 __all__ = ["group_index", "group_influence", "group_steps", "refit_groups"]
@@ -55,11 +56,17 @@ def _group_gradients(problem, R_members, members):
     out = np.empty((fam.n_outputs, fam.n_columns, G))
     for k in range(fam.n_outputs):
         A = sp.csr_matrix((R_members[:, k], (rows, cols)), shape=(n, G))
-        XtA = problem.X.T @ A
-        out[k, : fam.n_features] = XtA.toarray() if sp.issparse(XtA) else XtA
+        # one pass over the row blocks (dask chunks too): X_b^T A_b per block
+        out[k, : fam.n_features] = sum_rows(_gram_with_members, problem.X, A)
         if fam.fit_intercept:
             out[k, -1] = np.bincount(cols, weights=R_members[:, k], minlength=G)
     return out.reshape(fam.n_parameters, G)
+
+
+def _gram_with_members(X, A):
+    """``X^T A`` of a block of rows and its slice of the (sparse) group map."""
+    XtA = (A.T @ X).T
+    return np.asarray(XtA.toarray() if sp.issparse(XtA) else XtA)
 
 
 def _group_removal(fitted, members, exact):
