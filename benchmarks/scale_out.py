@@ -136,7 +136,7 @@ def main():
     start = time.perf_counter()
     X_path, y_path, offset, _ = _write(directory, n, d, chunk)
     print(f"data: {n:,} x {d} float64 = {8 * n * d / 1e9:.2f} GB on disk, written in "
-          f"{time.perf_counter() - start:.1f} s ({directory})", flush=True)
+          f"{time.perf_counter() - start:.1f} s", flush=True)
     y = np.load(y_path)
     rng = np.random.default_rng(1)
     X_test = rng.normal(size=(options.test_rows, d))
