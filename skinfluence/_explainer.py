@@ -420,7 +420,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``d x d`` results and per-row vectors (``n x n_outputs``) come
             back. The estimator must then be fitted already (scikit-learn
             cannot fit on a dask array); a Pipeline's preprocessing is applied
-            chunk by chunk.
+            chunk by chunk. Every supported model runs on dask rows but the
+            hinge and epsilon-insensitive losses, whose exact dual needs the
+            rows in memory (refused with the alternatives).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Training targets (several columns for a regressor fitted on them).
         sample_weight : array-like of shape (n_samples,), default=None
