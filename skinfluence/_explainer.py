@@ -1018,12 +1018,15 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 "Pass train_indices (rows removed one at a time) or groups (sets "
                 "removed together), not both.")
-        removals = None
+        removals = names = rows = None
         if groups is not None:
-            removals, _ = applications.group_index(groups, self.problem_.n_samples)
-        return self.influence_.loo_interval(
+            removals, names = applications.group_index(groups, self.problem_.n_samples)
+        elif train_indices is not None:
+            rows = self.influence_.train_rows(train_indices)
+        result = self.influence_.loo_interval(
             self._prepare_X(X), y, rows=train_indices, removals=removals,
             refine=refine, max_refine=max_refine, n_jobs=n_jobs, verbose=verbose)
+        return _labels.label(self, "intervals", result, X=X, rows=rows, groups=names)
 
     def trust_report(self, X, y=None, *, method="first_order", loo_method="auto",
                      n_test=5, n_train=200, k=10, random_state=None, n_jobs=None,

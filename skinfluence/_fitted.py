@@ -249,7 +249,11 @@ class FittedInfluence:
                 raise ValueError(f"A boolean train_indices needs {n} entries.")
             return np.flatnonzero(rows)
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise ValueError("train_indices must be a 1-d array of integer positions.")
+            shown = rows.ravel()[:3].tolist()
+            raise ValueError(
+                f"train_indices must be a 1-d array of integer positions (as in "
+                f"DataFrame.iloc); got {shown}{' ...' if rows.size > 3 else ''}. For "
+                "index labels pass X.index.get_indexer(labels).")
         if rows.size and (rows.min() < -n or rows.max() >= n):
             raise ValueError(f"train_indices must lie in [0, {n}); got "
                              f"{rows.min()}..{rows.max()}.")

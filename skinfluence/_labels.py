@@ -85,7 +85,9 @@ def label(explainer, kind, result, X=None, rows=None, groups=None):
     ``kind``: "test_train" ((n_test, n_rows[, n_outputs]) matrices), "train"
     (one value per training row), "top" (top_influencers), "ranking"
     (rank_suspicious), "groups" ((n_test, n_groups)), "parameters"
-    ((n_rows, n_parameters)), "diagnostics" (a Bunch of per-row arrays).
+    ((n_rows, n_parameters)), "diagnostics" (a Bunch of per-row arrays),
+    "intervals" (loo_interval's result: its arrays labelled by test row and
+    removal).
     ``X`` the call's test rows, ``rows`` the training rows the result covers
     (positions; all when None), ``groups`` the group labels.
     """
@@ -126,7 +128,31 @@ def label(explainer, kind, result, X=None, rows=None, groups=None):
                             columns=pd.Index(parameter_names(explainer), name="parameter"))
     if kind == "top":
         return _top_frame(result, test, train)
+    if kind == "intervals":
+        return _interval_frames(result, test, columns if groups is None
+                                else pd.Index(groups, name="group"))
     raise ValueError(f"unknown result kind {kind!r}")
+
+
+_PER_REMOVAL = ("refined", "residual", "margin_change", "n_steps", "undefined")
+
+
+def _interval_frames(result, test, removals):
+    """Certified intervals: (test row x removal) arrays as DataFrames, one
+    value per removal as Series; the rest (diagnostics) as they are."""
+    import pandas as pd
+
+    n = len(removals)
+    for key, value in list(result.items()):
+        if not isinstance(value, np.ndarray):
+            continue
+        if value.ndim == 2 and value.shape == (len(test), n):
+            result[key] = pd.DataFrame(value, index=test.rename("test"), columns=removals)
+        elif key in _PER_REMOVAL and value.shape == (n,):
+            result[key] = pd.Series(value, index=removals, name=key)
+        elif key == "baseline_width" and value.shape == (len(test),):
+            result[key] = pd.Series(value, index=test.rename("test"), name=key)
+    return result
 
 
 def _n_rows(X):

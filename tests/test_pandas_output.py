@@ -80,6 +80,25 @@ def test_groups_parameters_and_ranking_are_named(cancer):
     assert ranking.scores[ranking.ranking[0]] == ranking.scores.max()
 
 
+def test_certified_intervals_are_labelled_by_test_row_and_removal(cancer):
+    explainer, numpy, X, y = cancer
+    X_test, y_test = X.iloc[200:203], y.iloc[200:203]
+    rows = [3, 10, 42]
+    result = explainer.loo_interval(X_test, y_test, train_indices=rows)
+    plain = numpy.loo_interval(X_test, y_test, train_indices=rows)
+    for key in ("estimate", "lower", "upper", "certified_sign"):
+        frame = result[key]
+        assert isinstance(frame, pd.DataFrame)
+        assert list(frame.index) == list(X_test.index)
+        assert list(frame.columns) == [X.index[r] for r in rows]
+        np.testing.assert_array_equal(frame.to_numpy(), plain[key])
+    assert list(result.refined.index) == [X.index[r] for r in rows]
+    groups = np.where(np.arange(200) < 100, "first half", "second half")
+    by_group = explainer.loo_interval(X_test, y_test, groups=groups)
+    assert list(by_group.upper.columns) == ["first half", "second half"]
+    assert isinstance(plain.lower, np.ndarray)
+
+
 def test_regression_diagnostics_frame_has_named_coefficients():
     data = load_diabetes(as_frame=True)
     X, y = data.data, data.target

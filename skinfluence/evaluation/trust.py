@@ -83,7 +83,7 @@ def trust_report(explainer, X, y=None, *, method="first_order", loo_method="exac
     if has_certificate(explainer.family_):
         intervals = explainer.loo_interval(X_s, y_s, train_indices=train_rows,
                                            n_jobs=n_jobs)
-        certified_sign = float(np.mean(intervals.certified_sign))
+        certified_sign = float(np.mean(np.asarray(intervals.certified_sign)))
     gap = np.abs(estimated - actual).ravel()
     worst = np.argsort(-gap, kind="stable")[:n_disagreements]
     rows, cols = np.unravel_index(worst, estimated.shape)
