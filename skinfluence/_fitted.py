@@ -597,10 +597,11 @@ class FittedInfluence:
         """
         problem = self.problem
         if method == "newton" and self.family.smoothed:
+            instead = ("method='exact' (the exact decremental path) or method='refit'"
+                       if self.family.exact_engine == "hinge_path" else "method='refit'")
             raise ValueError(
                 "method='newton' minimises the smoothed objective, whose leave-one-out "
-                "is not the hinge's; use method='exact' (the exact decremental path) "
-                "or method='refit'.")
+                f"is not the hinge's; use {instead}.")
         if is_dask(problem.X):
             raise TypeError(
                 "loo() refits the model without each row, which needs the training "

@@ -101,10 +101,15 @@ def active_set_loo_parameters(family, X, y, sample_weight, rows, *, n_jobs=None,
     theta, family = l1_minimize(family, X, y, sample_weight)
     problem = family.bind(X, y, sample_weight, theta)
     solver = make_solver("direct", pinv_rtol=family.pinv_rtol).fit(problem)
+    # the rounding floor of the Newton decrement at the full optimum: a row
+    # whose removal barely moves the optimum stops there (else it would run
+    # full Newton to a relative decrement rounding cannot reach)
+    gradient = problem.gradient()
+    floor = 2.0 * float(np.sqrt(max(gradient @ solver.solve(gradient), 0.0)))
     rows = np.asarray(rows)
     starts = range(0, len(rows), _BLOCK)
     parts = run_tasks(
-        [delayed(_loo_block)(problem, solver, rows[start : start + _BLOCK])
+        [delayed(_loo_block)(problem, solver, rows[start : start + _BLOCK], floor)
          for start in starts],
         [len(rows[start : start + _BLOCK]) for start in starts], n_jobs=n_jobs,
         progress=Progress(len(rows), "active-set leave-one-out", verbose))
@@ -115,10 +120,10 @@ def active_set_loo_parameters(family, X, y, sample_weight, rows, *, n_jobs=None,
     return theta, thetas, changed, family
 
 
-def _loo_block(problem, solver, rows):
+def _loo_block(problem, solver, rows, floor=0.0):
     family, X, y, sw = problem.family, problem.X, problem.y, problem.sample_weight
     with threadpool_limits(1):
-        thetas, _ = newton_block(problem, solver, rows, _TOL, 50)
+        thetas, _ = newton_block(problem, solver, rows, _TOL, 50, floor)
         # the KKT conditions of each leave-one-out problem at its reduced optimum
         lam = family.l1_strength()
         weights = np.stack([family.removal_weights(y, sw, row) for row in rows], axis=2)
