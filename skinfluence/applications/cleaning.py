@@ -66,18 +66,19 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     X, y, sw = problem.X, problem.y, problem.sample_weight
     if family.exact_engine == "hinge_path":  # the true hinge, not the smoothed one
         return hinge_path_self_loss(family, X, y, sw, n_jobs=n_jobs)
-    theta, _ = polish_optimum(family, X, y, sw)
+    theta, polished = polish_optimum(family, X, y, sw)
     full = family.bind(X, y, sw, theta)
     base = family.loss(full.Y, full.Z)
+    floor = 2.0 * polished.decrement  # the rounding floor at the full optimum
     blocks = [np.arange(s, min(s + 64, n)) for s in range(0, n, 64)]
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_self_loss_block)(full, fitted.solver, rows) for rows in blocks)
+        delayed(_self_loss_block)(full, fitted.solver, rows, floor) for rows in blocks)
     return np.concatenate(parts) - base
 
 
-def _self_loss_block(problem, solver, rows):
+def _self_loss_block(problem, solver, rows, floor=0.0):
     with threadpool_limits(1):
-        thetas, _ = newton_block(problem, solver, rows)  # (d, b)
+        thetas, _ = newton_block(problem, solver, rows, floor=floor)  # (d, b)
     family = problem.family
     Xr = problem.X[rows]
     K, P = family.n_outputs, family.n_columns

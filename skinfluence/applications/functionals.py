@@ -460,9 +460,10 @@ def _exact(fitted, X, F, members, n_jobs):
     """``F`` at every exact leave-one-out (or leave-group-out) optimum."""
     problem, family = fitted.problem, fitted.family
     Xt, yt, sw = problem.X, problem.y, problem.sample_weight
-    theta, _ = polish_optimum(family, Xt, yt, sw, solver=fitted.solver)
+    theta, polished = polish_optimum(family, Xt, yt, sw, solver=fitted.solver)
     full = family.bind(Xt, yt, sw, theta)
     base = F(family.decision(X, theta))[0]
+    floor = 2.0 * polished.decrement  # the rounding floor at the full optimum
     if members is not None:
         out = np.empty(len(members))
         for position, rows in enumerate(members):
@@ -474,12 +475,12 @@ def _exact(fitted, X, F, members, n_jobs):
     n = problem.n_samples
     blocks = [np.arange(s, min(s + 64, n)) for s in range(0, n, 64)]
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_exact_block)(full, fitted.solver, rows, X, F) for rows in blocks)
+        delayed(_exact_block)(full, fitted.solver, rows, X, F, floor) for rows in blocks)
     return np.concatenate(parts) - base
 
 
-def _exact_block(problem, solver, rows, X, F):
+def _exact_block(problem, solver, rows, X, F, floor=0.0):
     family = problem.family
     with threadpool_limits(1):
-        thetas, _ = newton_block(problem, solver, rows)  # (d, b)
+        thetas, _ = newton_block(problem, solver, rows, floor=floor)  # (d, b)
         return np.array([F(family.decision(X, theta))[0] for theta in thetas.T])
