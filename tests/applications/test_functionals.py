@@ -37,8 +37,7 @@ def cancer():
                                                       random_state=0, stratify=y)
     scaler = StandardScaler().fit(X_train)
     X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
-    # at C=1 one mislabelled-looking row moves validation logits by 5 and the
-    # agreement drops to 0.98 (benchmarks/functionals.py)
+    # C=1, where one row moves validation logits by 5: test_long_steps_...
     model = LogisticRegression(C=0.1, tol=1e-10, max_iter=5000).fit(X_train, y_train)
     groups = (X_val[:, 0] > 0).astype(int)  # mean radius above average
     return InfluenceExplainer(model).fit(X_train, y_train), X_val, y_val, groups
@@ -153,6 +152,37 @@ def test_newton_tracks_exact_groups_of_ten(binary, name):
                                             train_groups=train_groups)
     assert result.shape == (int(np.ceil(n / 10)),)
     assert _pearson(explainer, X_val, y_val, groups, name, train_groups) > 0.99
+
+
+def test_long_steps_are_computed_exactly():
+    """Breast cancer at C=1: one row's Newton step has local norm 1.6 and its
+    one-step estimate of the mean loss is 40% short. Removals with a step
+    longer than ``exact_above`` are computed at their exact optimum, which
+    lifts the agreement above 0.99; without it the check fails."""
+    from skinfluence.applications.functionals import far_steps
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.3,
+                                                      random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
+    model = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(X_train, y_train)
+    explainer = InfluenceExplainer(model).fit(X_train, y_train)
+    groups = (X_val[:, 0] > 0).astype(int)
+    far = far_steps(explainer.influence_, 0.5)
+    assert 0 < far.size <= 0.05 * len(y_train)
+    train_groups = np.random.default_rng(0).permutation(len(y_train)) // 10
+    for name in ("mean_loss", "demographic_parity"):
+        for removal in (None, train_groups):
+            run = lambda **kw: np.asarray(explainer.functional_influence(  # noqa: E731
+                X_val, name, y_val, groups, train_groups=removal, **kw))
+            exact, newton, plain = run(method="exact"), run(), run(exact_above=None)
+            assert pearsonr(newton, exact)[0] > 0.99
+            if removal is None:
+                np.testing.assert_allclose(newton[far], exact[far], rtol=0,
+                                           atol=1e-10 * np.abs(exact).max())
+                if name == "mean_loss":  # the one-step estimate alone misses
+                    assert pearsonr(plain, exact)[0] < 0.99
 
 
 def test_linear_functional_of_ridge_is_exact_by_newton():
