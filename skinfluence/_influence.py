@@ -462,7 +462,7 @@ def removal_gradient_norms(family, X, R, delta=None):
 
 
 def stream_top_k(family, A, X, R, delta, k, *, offset=0, n_threads=None,
-                 train_rows=None, test_rows=128, skip=True):
+                 train_rows=None, test_rows=256, skip=True):
     """Top ``k`` of each row of the first-order influence ``A @ G^T`` on the
     rows of ``X``, selected while the product is computed block by block.
 
