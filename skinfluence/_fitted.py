@@ -641,10 +641,13 @@ class FittedInfluence:
             n_iter[refit_rows], converged[refit_rows] = info.n_iter, info.converged
         if engine_rows.any():
             engine = exact_loo if method == "exact" else newton_loo
+            notice = None if explicit_rows is not None else (
+                "Pass train_indices (a sample of rows) for less, n_jobs for more "
+                "workers; verbose=1 shows progress.")
             values, info = engine(
                 self.family, problem.X, problem.y, problem.sample_weight, self.solver,
                 X, labels, rows[engine_rows], n_jobs=n_jobs, verbose=verbose,
-                tol=LOO_TOL if tol is None else tol, return_info=True)
+                tol=LOO_TOL if tol is None else tol, return_info=True, notice=notice)
             out = _place(out, values, engine_rows)
             n_iter[engine_rows], converged[engine_rows] = info.n_iter, info.converged
         if out is None:  # every row undefined

@@ -10,8 +10,13 @@ reports more often.
 
 import sys
 import time
+import warnings
 
-__all__ = ["Progress", "run_tasks"]
+__all__ = ["Progress", "run_tasks", "LONG_SECONDS"]
+
+#: estimated seconds above which a silent run the user did not ask for row by
+#: row says what it will cost (after its first finished piece)
+LONG_SECONDS = 60.0
 
 
 class Progress:
@@ -27,10 +32,15 @@ class Progress:
         0: silent. 1: a first line after 2 s (with the time left), then about
         every 10 s. 2 or more: every second.
     unit : str, default="rows"
+    notice : str or None, default=None
+        When given and ``verbose`` is 0: after the first update, if the run
+        looks like it will take more than ``LONG_SECONDS``, a ``UserWarning``
+        with the estimate and this advice.
     """
 
-    def __init__(self, total, what, verbose=0, unit="rows"):
+    def __init__(self, total, what, verbose=0, unit="rows", notice=None):
         self.total, self.what, self.unit = int(total), what, unit
+        self.notice = notice
         self.verbose = int(verbose or 0)
         self.interval = 10.0 if self.verbose == 1 else 1.0
         self.done = 0
@@ -42,11 +52,22 @@ class Progress:
         """Count ``n`` more units done; report if it is time."""
         self.done += int(n)
         if not self.verbose:
+            if self.notice is not None and self.done:
+                self._warn_if_long(time.perf_counter())
             return
         now = time.perf_counter()
         if now >= self.next or self.done >= self.total:
             self.next = now + self.interval
             self._report(now)
+
+    def _warn_if_long(self, now):
+        notice, self.notice = self.notice, None  # once
+        estimate = (now - self.start) * self.total / self.done
+        if estimate > LONG_SECONDS and self.done < self.total:
+            warnings.warn(
+                f"{self.what} over {self.total:,} {self.unit} will take about "
+                f"{estimate:,.0f} s in all (from the first {self.done:,}). {notice}",
+                UserWarning, stacklevel=2)
 
     def _report(self, now):
         elapsed = now - self.start

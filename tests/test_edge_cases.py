@@ -281,6 +281,23 @@ def test_certified_intervals_report_progress_when_verbose(n_jobs, capsys):
     np.testing.assert_array_equal(loud.lower, quiet.lower)  # reporting changes nothing
 
 
+def test_long_exact_runs_say_so_unless_asked_row_by_row(monkeypatch):
+    import skinfluence._progress as progress
+
+    monkeypatch.setattr(progress, "LONG_SECONDS", 0.0)
+    X, y = classification(n=200)
+    explainer = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y)
+    with pytest.warns(UserWarning, match=r"over 200 rows will take about .* s.*"
+                                         r"train_indices"):
+        explainer.loo(X[:2], y[:2], method="exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainer.loo(X[:2], y[:2], method="exact", train_indices=np.arange(200))
+        explainer.loo(X[:2], y[:2], method="exact", verbose=1)
+    with pytest.warns(UserWarning, match=r"exact DFBETA over 200 rows .*exact_dfbeta"):
+        explainer.regression_diagnostics()
+
+
 def test_long_refit_runs_say_so_unless_asked_row_by_row(monkeypatch):
     from skinfluence.exact import refit as refit_module
 

@@ -199,7 +199,10 @@ def glm_diagnostics(fitted, exact_dfbeta=True, n_jobs=None, verbose=0):
     if exact_dfbeta:
         thetas, _ = newton_optima(at_optimum, optimum_solver, np.arange(len(y)),
                                   floor=2.0 * polished.decrement, n_jobs=n_jobs,
-                                  verbose=verbose, what="exact DFBETA")
+                                  verbose=verbose, what="exact DFBETA",
+                                  notice="Pass exact_dfbeta=False for the one-step "
+                                  "dfbeta alone, n_jobs for more workers; verbose=1 "
+                                  "shows progress.")
         out.dfbeta_exact = theta[None, :] - thetas.T
     return out
 

@@ -41,13 +41,14 @@ ENGINES = {
 
 
 def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
-              n_jobs=None, verbose=0, tol=LOO_TOL, return_info=False):
+              n_jobs=None, verbose=0, tol=LOO_TOL, return_info=False, notice=None):
     """The family's exact leave-one-out engine (``loo(method="exact")``).
 
     Closed form for squared loss, Newton's method for the smooth losses, the
     decremental path for the hinge.
     Families without an exact engine raise a ``ValueError`` that names the
-    alternative. ``tol`` and ``return_info`` as in :func:`newton_loo`.
+    alternative. ``tol``, ``return_info`` and ``notice`` (advice for a warning
+    when a silent run will be long) as in :func:`newton_loo`.
     """
     name = getattr(family, "exact_engine", None)
     if name is None:
@@ -58,6 +59,8 @@ def exact_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     accepts = inspect.signature(engine).parameters
     if "return_info" in accepts:
         options = {"tol": tol} if "tol" in accepts else {}
+        if "notice" in accepts:
+            options["notice"] = notice
         return engine(family, X, y, sample_weight, solver, X_test, y_test, rows,
                       n_jobs=n_jobs, verbose=verbose, return_info=return_info,
                       **options)

@@ -343,12 +343,13 @@ def _optima_batch(problem, solver, rows, tol, floor):
 
 
 def newton_optima(problem, solver, rows, *, floor=0.0, tol=LOO_TOL, n_jobs=None,
-                  verbose=0, what="Newton leave-one-out"):
+                  verbose=0, what="Newton leave-one-out", notice=None):
     """The leave-one-out optima of ``rows``: :func:`newton_block` over fixed
     blocks of rows run by joblib (the same numbers for any ``n_jobs``), with
     progress when ``verbose``. ``problem`` is bound at the polished optimum and
     ``floor`` is twice its remaining Newton decrement (see
-    :func:`polish_optimum`). Rows that do not converge are named in a warning.
+    :func:`polish_optimum`). Rows that do not converge are named in a warning;
+    ``notice`` as in :func:`newton_loo`.
 
     Returns ``(thetas, info)``: (n_parameters, len(rows)) and a Bunch with
     ``n_iter``, ``converged`` and ``decrement`` per row.
@@ -359,7 +360,7 @@ def newton_optima(problem, solver, rows, *, floor=0.0, tol=LOO_TOL, n_jobs=None,
         [delayed(_optima_batch)(problem, solver, rows[s : s + _NEWTON_BLOCK], tol, floor)
          for s in starts],
         [len(rows[s : s + _NEWTON_BLOCK]) for s in starts], n_jobs=n_jobs,
-        progress=Progress(len(rows), what, verbose))
+        progress=Progress(len(rows), what, verbose, notice=notice))
     thetas = (np.hstack([p[0] for p in parts]) if parts
               else np.empty((problem.n_parameters, 0)))
     info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts
@@ -393,7 +394,8 @@ def _warn_unconverged(rows, info, tol):
 
 
 def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
-               tol=LOO_TOL, max_iter=50, n_jobs=None, verbose=0, return_info=False):
+               tol=LOO_TOL, max_iter=50, n_jobs=None, verbose=0, return_info=False,
+               notice=None):
     """Exact leave-one-out by Newton's method on the family's own objective.
 
     The full optimum is first polished to the floor of its Newton decrement
@@ -402,7 +404,9 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
     (see the module docstring). ``solver`` must hold the factorised Hessian at
     the fitted coefficients. Rows that do not converge are named in a
     warning. Returns (n_test, len(rows)), and with ``return_info=True`` also
-    a Bunch with ``n_iter`` and ``converged`` per row.
+    a Bunch with ``n_iter`` and ``converged`` per row. With ``notice`` (and
+    ``verbose=0``) a run estimated, after its first block, to take more than
+    a minute warns with the estimate and that advice.
     """
     sample_weight = (np.ones(X.shape[0]) if sample_weight is None
                      else np.asarray(sample_weight, dtype=float))
@@ -444,7 +448,7 @@ def newton_loo(family, X, y, sample_weight, solver, X_test, y_test, rows, *,
          # fixed blocks: the same arithmetic whatever n_jobs or the backend
          for start in starts],
         [len(rows[start : start + _NEWTON_BLOCK]) for start in starts], n_jobs=n_jobs,
-        progress=Progress(len(rows), "Newton leave-one-out", verbose))
+        progress=Progress(len(rows), "Newton leave-one-out", verbose, notice=notice))
     values = (np.moveaxis(np.concatenate([p[0] for p in parts]), 0, 1) - base[:, None]
               if parts else np.empty((X_test.shape[0], 0)))
     info = Bunch(**{key: np.concatenate([p[1][key] for p in parts]) if parts
