@@ -59,7 +59,6 @@ from skinfluence import InfluenceExplainer
 from skinfluence._fitted import FittedInfluence
 from skinfluence.datasets import load_forestfires
 from skinfluence.exact import newton_loo
-from skinfluence.exact import newton_loo
 from skinfluence.families import family_for
 
 warnings.filterwarnings("ignore", message=".*did not converge.*")

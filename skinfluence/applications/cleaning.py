@@ -9,11 +9,9 @@ of the training objective.
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
 from .._result import Result
-from ..exact import hinge_path_self_loss, newton_block, polish_optimum
+from ..exact import hinge_path_self_loss, newton_optima, polish_optimum
 
 __all__ = ["validation_influence", "loo_self_loss", "rank_suspicious", "SUSPICION"]
 
@@ -70,15 +68,13 @@ def loo_self_loss(fitted, method="newton_step", n_jobs=None):
     full = family.bind(X, y, sw, theta)
     base = family.loss(full.Y, full.Z)
     floor = 2.0 * polished.decrement  # the rounding floor at the full optimum
-    blocks = [np.arange(s, min(s + 64, n)) for s in range(0, n, 64)]
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(_self_loss_block)(full, fitted.solver, rows, floor) for rows in blocks)
-    return np.concatenate(parts) - base
+    rows = np.arange(n)
+    thetas, _ = newton_optima(full, fitted.solver, rows, floor=floor, n_jobs=n_jobs)
+    return _own_losses(full, rows, thetas) - base
 
 
-def _self_loss_block(problem, solver, rows, floor=0.0):
-    with threadpool_limits(1):
-        thetas, _ = newton_block(problem, solver, rows, floor=floor)  # (d, b)
+def _own_losses(problem, rows, thetas):
+    """Each row's loss at its own leave-one-out parameters (columns of ``thetas``)."""
     family = problem.family
     Xr = problem.X[rows]
     K, P = family.n_outputs, family.n_columns

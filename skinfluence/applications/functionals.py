@@ -68,10 +68,8 @@ everywhere; smoothed accuracy 0.9997 with the curvature term, 0.9984 without.
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
-from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
-from ..exact import newton_block, polish_optimum
+from ..exact import newton_optima, polish_optimum
 from .groups import group_index, group_steps
 
 __all__ = ["FUNCTIONALS", "GAPS", "Functional", "functional_influence",
@@ -511,14 +509,5 @@ def _exact(fitted, X, F, members, n_jobs, rows=None):
             out[position] = F(family.decision(X, theta_g))[0]
         return out - base
     rows = np.arange(problem.n_samples) if rows is None else np.asarray(rows)
-    blocks = [rows[s : s + 64] for s in range(0, len(rows), 64)]
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(_exact_block)(full, fitted.solver, rows, X, F, floor) for rows in blocks)
-    return np.concatenate(parts) - base
-
-
-def _exact_block(problem, solver, rows, X, F, floor=0.0):
-    family = problem.family
-    with threadpool_limits(1):
-        thetas, _ = newton_block(problem, solver, rows, floor=floor)  # (d, b)
-        return np.array([F(family.decision(X, theta))[0] for theta in thetas.T])
+    thetas, _ = newton_optima(full, fitted.solver, rows, floor=floor, n_jobs=n_jobs)
+    return np.array([F(family.decision(X, theta))[0] for theta in thetas.T]) - base

@@ -27,13 +27,11 @@ from sklearn.utils import check_random_state
 from .._result import Result
 from .any_model import subsample_refits, uses_any_model
 from .subsets import (
-    SubsetEngine,
-    check_data,
     combine_repeats,
     draw_subsets,
     evaluate_subsets,
-    fitted_estimator,
     in_out_means,
+    linear_engine,
     repeat_seeds,
 )
 
@@ -168,11 +166,8 @@ def subsample_influence(estimator, X, y, X_test, y_test=None, *, n_models=100,
         raise ValueError(f"n_models must be at least 2; got {n_models!r}.")
     any_model = uses_any_model(estimator, engine, scoring)
     if not any_model:
-        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                          sample_weight)
-        fitted = fitted_estimator(estimator, X, y, sample_weight)
-        engine = SubsetEngine(fitted, X, y, sample_weight,
-                              engine="refit" if engine == "auto" else engine)
+        engine, X, y, X_test, y_test, sample_weight = linear_engine(
+            estimator, X, y, X_test, y_test, sample_weight, engine, "refit")
 
     def once(seed):
         if any_model:

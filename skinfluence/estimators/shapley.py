@@ -26,13 +26,11 @@ from .._result import Result
 from .._progress import Progress, run_tasks
 from .any_model import banzhaf_refits, shapley_refits, uses_any_model
 from .subsets import (
-    SubsetEngine,
-    check_data,
     combine_repeats,
     draw_subsets,
     evaluate_subsets,
-    fitted_estimator,
     in_out_means,
+    linear_engine,
     repeat_seeds,
     utility_values,
 )
@@ -220,11 +218,8 @@ def tmc_shapley(estimator, X, y, X_test, y_test=None, *, utility="loss",
             "InfluenceExplainer.explain() (no refits).")
     any_model = uses_any_model(estimator, engine, scoring)
     if not any_model:
-        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                          sample_weight)
-        fitted = fitted_estimator(estimator, X, y, sample_weight)
-        eng = SubsetEngine(fitted, X, y, sample_weight,
-                           engine="newton" if engine == "auto" else engine)
+        eng, X, y, X_test, y_test, sample_weight = linear_engine(
+            estimator, X, y, X_test, y_test, sample_weight, engine, "newton")
         per_row = _PerRowUtility(eng, utility, X_test, y_test)
         full = per_row(eng.fit(np.ones(n, dtype=bool)))
         null = per_row(eng.null_theta)
@@ -375,11 +370,8 @@ def banzhaf(estimator, X, y, X_test, y_test=None, *, utility="loss", n_samples=1
         raise ValueError(f"n_samples must be at least 8; got {n_samples}.")
     any_model = uses_any_model(estimator, engine, scoring)
     if not any_model:
-        X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
-                                                          sample_weight)
-        fitted = fitted_estimator(estimator, X, y, sample_weight)
-        eng = SubsetEngine(fitted, X, y, sample_weight,
-                           engine="newton" if engine == "auto" else engine)
+        eng, X, y, X_test, y_test, sample_weight = linear_engine(
+            estimator, X, y, X_test, y_test, sample_weight, engine, "newton")
         family = eng.family
         _PerRowUtility(eng, utility, X_test, y_test)  # validates the utility
 

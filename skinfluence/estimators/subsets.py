@@ -40,6 +40,7 @@ __all__ = [
     "evaluate_subsets",
     "fitted_estimator",
     "in_out_means",
+    "linear_engine",
     "repeat_seeds",
     "top_k",
     "top_k_overlap",
@@ -293,6 +294,18 @@ def check_data(X, y, X_test, y_test, sample_weight):
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=float)
     return X, y, X_test, y_test, sample_weight
+
+
+def linear_engine(estimator, X, y, X_test, y_test, sample_weight, engine, default):
+    """Validated data and the :class:`SubsetEngine` of a linear estimator
+    (fitted as it is, or a fitted clone): ``(engine, X, y, X_test, y_test,
+    sample_weight)``; ``engine="auto"`` becomes ``default``."""
+    X, y, X_test, y_test, sample_weight = check_data(X, y, X_test, y_test,
+                                                      sample_weight)
+    fitted = fitted_estimator(estimator, X, y, sample_weight)
+    subsets = SubsetEngine(fitted, X, y, sample_weight,
+                           engine=default if engine == "auto" else engine)
+    return subsets, X, y, X_test, y_test, sample_weight
 
 
 def in_out_means(values, masks):

@@ -30,7 +30,7 @@ from scipy.linalg import blas
 
 from .._rows import is_dask, map_rows, sum_rows
 
-__all__ = ["LinearFamily", "BoundProblem", "safe_dot"]
+__all__ = ["LinearFamily", "BoundProblem", "safe_dot", "target_column"]
 
 #: bytes of training rows processed together while they are in cache
 BLOCK_BYTES = 2**22
@@ -41,6 +41,18 @@ def safe_dot(X, A):
     if is_dask(X) or (not sp.issparse(X) and X.shape[0] * X.shape[1] > 2**21):
         return map_rows(partial(_dot, A=A), X, block_bytes=8 * BLOCK_BYTES)
     return _dot(X, A)
+
+
+def target_column(y):
+    """A single-output regressor's targets as a float column (n, 1)."""
+    y = np.asarray(y, dtype=float)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must be one-dimensional for a single-output regressor; got "
+            f"shape {y.shape}.")
+    return y[:, None]
 
 
 def _dot(X, A):

@@ -70,6 +70,38 @@ class ClassificationFamily(LinearFamily):
             self._refuse_unseen(y, unseen)
         return idx
 
+    def plus_minus_targets(self, y):
+        """One-vs-rest targets in {-1, +1}: one column for two classes, else
+        +1 in the row's own class's column and -1 elsewhere."""
+        idx = self.class_index(y)
+        if self.n_outputs == 1:
+            return np.where(idx == 1, 1.0, -1.0)[:, None]
+        Y = -np.ones((len(idx), self.n_outputs))
+        Y[np.arange(len(idx)), idx] = 1.0
+        return Y
+
+    def one_vs_rest_weights(self, labels, row_scale, cw):
+        """Row weights of one-vs-rest problems (liblinear, SGD): ``row_scale_i``
+        times the row's class weight in its own class's problem and times 1 in
+        the others (one problem for two classes)."""
+        n = len(labels)
+        cw = np.broadcast_to(cw, (n, len(self.classes)))
+        own = cw[np.arange(n), labels]
+        if self.n_outputs == 1:
+            return (row_scale * own)[:, None]
+        weights = np.ones((n, self.n_outputs))
+        weights[np.arange(n), labels] = own
+        return row_scale[:, None] * weights
+
+    def one_vs_rest_jacobian(self, labels, row_scale, a):
+        """Derivative of :meth:`one_vs_rest_weights` in the weight of class ``a``."""
+        own = row_scale * (labels == a)
+        if self.n_outputs == 1:
+            return own[:, None]
+        out = np.zeros((len(labels), self.n_outputs))
+        out[:, a] = own
+        return out
+
     def balance_counts(self, sample_weight):
         """What each row adds to its class's count under ``class_weight="balanced"``:
         its sample weight (LogisticRegression, LinearSVC)."""

@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import xlogy
 from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegressor
 
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
 
 
 def _read_power_link(estimator):
@@ -100,11 +100,7 @@ class TweedieFamily(LinearFamily):
 
     # ---------------------------------------------------------------- target
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
+        y = target_column(y)[:, 0]
         p = self.power
         if p > 0 and np.any(y < 0) or p >= 2 and np.any(y <= 0):
             allowed = "positive" if p >= 2 else "non-negative"

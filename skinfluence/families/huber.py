@@ -37,7 +37,7 @@ derivative used is the one of the side each row is on.
 import numpy as np
 from sklearn.linear_model import HuberRegressor
 
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
 
 
 class HuberFamily(LinearFamily):
@@ -83,12 +83,7 @@ class HuberFamily(LinearFamily):
 
     # ----------------------------------------------------------------- loss
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
-        return y[:, None]
+        return target_column(y)
 
     def _u(self, Y, Z, scale=None):
         return (Y - Z) / (self.scale if scale is None else scale)

@@ -32,10 +32,11 @@ from sklearn.linear_model import (
 )
 
 from ._active_set import ActiveSetMixin
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
+from .squared import SquaredTerms
 
 
-class LassoFamily(ActiveSetMixin, LinearFamily):
+class LassoFamily(ActiveSetMixin, SquaredTerms, LinearFamily):
     """Squared loss with scikit-learn's L1 / elastic-net penalty.
 
     Parameters
@@ -98,21 +99,7 @@ class LassoFamily(ActiveSetMixin, LinearFamily):
 
     # ---------------------------------------------------------------- loss
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
-        return y[:, None]
-
-    def output_losses(self, Y, Z):
-        return (Y - Z) ** 2
-
-    def loss_gradient(self, Y, Z):
-        return -2.0 * (Y - Z)
-
-    def loss_hessian(self, Y, Z):
-        return np.full_like(Z, 2.0)
+        return target_column(y)
 
     def row_weights(self, y, sample_weight):
         sw = np.asarray(sample_weight, dtype=float)

@@ -101,30 +101,15 @@ class LinearSVCFamily(SupportVectorDual, ClassificationFamily):
 
     # -------------------------------------------------------------- labels
     def encode_target(self, y):
-        idx = self.class_index(y)
-        if self.n_outputs == 1:
-            return np.where(idx == 1, 1.0, -1.0)[:, None]
-        Y = -np.ones((len(idx), self.n_outputs))
-        Y[np.arange(len(idx)), idx] = 1.0
-        return Y
+        return self.plus_minus_targets(y)
 
     def row_weights_from_class_weights(self, labels, sample_weight, cw):
-        n = len(labels)
-        cw = np.broadcast_to(cw, (n, len(self.classes)))
-        sw = self.C * np.asarray(sample_weight, dtype=float)
-        if self.n_outputs == 1:
-            return (sw * cw[np.arange(n), labels])[:, None]
-        weights = np.ones((n, self.n_outputs))
-        weights[np.arange(n), labels] = cw[np.arange(n), labels]
-        return sw[:, None] * weights
+        return self.one_vs_rest_weights(
+            labels, self.C * np.asarray(sample_weight, dtype=float), cw)
 
     def class_weight_jacobian(self, labels, sample_weight, a):
-        sw = self.C * np.asarray(sample_weight, dtype=float) * (labels == a)
-        if self.n_outputs == 1:
-            return sw[:, None]
-        out = np.zeros((len(labels), self.n_outputs))
-        out[:, a] = sw
-        return out
+        return self.one_vs_rest_jacobian(
+            labels, self.C * np.asarray(sample_weight, dtype=float), a)
 
     def penalty_diagonal(self):
         p = np.ones((self.n_outputs, self.n_columns))

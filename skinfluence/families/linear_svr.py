@@ -30,7 +30,7 @@ from scipy.special import expit
 from sklearn.svm import LinearSVR
 from sklearn.utils import Bunch
 
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
 from ._svm_dual import LinearRows, SupportVectorDual
 
 
@@ -85,12 +85,7 @@ class LinearSVRFamily(SupportVectorDual, LinearFamily):
 
     # ---------------------------------------------------------------- loss
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
-        return y[:, None]
+        return target_column(y)
 
     def output_losses(self, Y, Z):
         excess = np.maximum(0.0, np.abs(Y - Z) - self.epsilon)

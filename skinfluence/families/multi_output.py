@@ -19,10 +19,10 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 
 from ._base import LinearFamily
-from .squared import SquaredLossFamily
+from .squared import SquaredLossFamily, SquaredTerms
 
 
-class MultiOutputSquaredFamily(LinearFamily):
+class MultiOutputSquaredFamily(SquaredTerms, LinearFamily):
     """Squared error of a linear regressor with ``K`` targets.
 
     Parameters
@@ -81,15 +81,6 @@ class MultiOutputSquaredFamily(LinearFamily):
                 f"y must have shape (n_samples, {K}): one column per target of the "
                 f"fitted model; got shape {y.shape}.")
         return y
-
-    def output_losses(self, Y, Z):
-        return (Y - Z) ** 2
-
-    def loss_gradient(self, Y, Z):
-        return -2.0 * (Y - Z)
-
-    def loss_hessian(self, Y, Z):
-        return np.full_like(Z, 2.0)
 
     def row_weights(self, y, sample_weight):
         sw = np.asarray(sample_weight, dtype=float)[:, None]

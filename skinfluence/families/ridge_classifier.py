@@ -27,9 +27,10 @@ import numpy as np
 from sklearn.linear_model import RidgeClassifier, RidgeClassifierCV
 
 from ._classification import ClassificationFamily
+from .squared import SquaredTerms
 
 
-class RidgeClassifierFamily(ClassificationFamily):
+class RidgeClassifierFamily(SquaredTerms, ClassificationFamily):
     """Squared loss of a ridge regression on the +-1 binarised labels.
 
     Parameters
@@ -86,12 +87,7 @@ class RidgeClassifierFamily(ClassificationFamily):
 
     # -------------------------------------------------------------- labels
     def encode_target(self, y):
-        idx = self.class_index(y)
-        if self.n_outputs == 1:
-            return np.where(idx == 1, 1.0, -1.0)[:, None]
-        Y = -np.ones((len(idx), self.n_outputs))
-        Y[np.arange(len(idx)), idx] = 1.0
-        return Y
+        return self.plus_minus_targets(y)
 
     def balance_counts(self, sample_weight):
         return np.ones(len(sample_weight))
@@ -144,15 +140,6 @@ class RidgeClassifierFamily(ClassificationFamily):
         return groups
 
     # ---------------------------------------------------------------- loss
-    def output_losses(self, Y, Z):
-        return (Y - Z) ** 2
-
-    def loss_gradient(self, Y, Z):
-        return -2.0 * (Y - Z)
-
-    def loss_hessian(self, Y, Z):
-        return np.full_like(Z, 2.0)
-
     def penalty_diagonal(self):
         p = np.full((self.n_outputs, self.n_columns), 2.0 * self.alpha)
         if self.fit_intercept:

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
 from ._classification import ClassificationFamily
 
 _MARGIN_LOSSES = ("log_loss", "modified_huber", "squared_hinge", "hinge")
@@ -186,12 +186,7 @@ class SGDRegressorFamily(_SGDMixin, LinearFamily):
                    fit_intercept=estimator.fit_intercept)
 
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y.shape}.")
-        return y[:, None]
+        return target_column(y)
 
     def row_weights(self, y, sample_weight):
         sample_weight = np.asarray(sample_weight, dtype=float)
@@ -230,27 +225,13 @@ class SGDClassifierFamily(_SGDMixin, ClassificationFamily):
                    class_weight=estimator.class_weight)
 
     def encode_target(self, y):
-        idx = self.class_index(y)
-        if self.n_outputs == 1:
-            return np.where(idx == 1, 1.0, -1.0)[:, None]
-        Y = -np.ones((len(idx), self.n_outputs))
-        Y[np.arange(len(idx)), idx] = 1.0
-        return Y
+        return self.plus_minus_targets(y)
 
     def row_weights_from_class_weights(self, labels, sample_weight, cw):
-        n = len(labels)
-        cw = np.broadcast_to(cw, (n, len(self.classes)))
-        sw = np.asarray(sample_weight, dtype=float) / n
-        if self.n_outputs == 1:
-            return (sw * cw[np.arange(n), labels])[:, None]
-        weights = np.ones((n, self.n_outputs))
-        weights[np.arange(n), labels] = cw[np.arange(n), labels]
-        return sw[:, None] * weights
+        # SGD's objective is a mean over the rows: each row counts 1/n
+        return self.one_vs_rest_weights(
+            labels, np.asarray(sample_weight, dtype=float) / len(labels), cw)
 
     def class_weight_jacobian(self, labels, sample_weight, a):
-        sw = np.asarray(sample_weight, dtype=float) * (labels == a) / len(labels)
-        if self.n_outputs == 1:
-            return sw[:, None]
-        out = np.zeros((len(labels), self.n_outputs))
-        out[:, a] = sw
-        return out
+        return self.one_vs_rest_jacobian(
+            labels, np.asarray(sample_weight, dtype=float) / len(labels), a)

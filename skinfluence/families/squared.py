@@ -10,10 +10,25 @@ with ``alpha = 0`` for LinearRegression. The intercept is never penalised.
 import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 
-from ._base import LinearFamily
+from ._base import LinearFamily, target_column
 
 
-class SquaredLossFamily(LinearFamily):
+class SquaredTerms:
+    """The squared loss ``(y - z)^2`` per output and its derivatives, for every
+    family built on it (least squares, ridge classification, the Lasso's
+    smooth part, several targets)."""
+
+    def output_losses(self, Y, Z):
+        return (Y - Z) ** 2
+
+    def loss_gradient(self, Y, Z):
+        return -2.0 * (Y - Z)
+
+    def loss_hessian(self, Y, Z):
+        return np.full_like(Z, 2.0)
+
+
+class SquaredLossFamily(SquaredTerms, LinearFamily):
     """Squared error of a single-output linear regressor.
 
     Parameters
@@ -82,24 +97,7 @@ class SquaredLossFamily(LinearFamily):
         )
 
     def encode_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(
-                f"y must be one-dimensional for a single-output regressor; got "
-                f"shape {y.shape}."
-            )
-        return y[:, None]
-
-    def output_losses(self, Y, Z):
-        return (Y - Z) ** 2
-
-    def loss_gradient(self, Y, Z):
-        return -2.0 * (Y - Z)
-
-    def loss_hessian(self, Y, Z):
-        return np.full_like(Z, 2.0)
+        return target_column(y)
 
     def training_gradient_change(self, Y, Z, dZ):
         return 2.0 * np.broadcast_to(dZ, np.broadcast(Y, Z, dZ).shape)
