@@ -954,9 +954,12 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             Remove groups of rows instead, as in :meth:`group_influence`.
         refine : bool, default=True
             Polish the fit to its optimum first (Newton steps on the training
-            objective), then refine the removals that need it. With
-            ``refine=False`` everything is certified from the fitted
-            coefficients in one pass.
+            objective), certify a second Newton step for every removal, then
+            refine the removals that need it. With ``refine=False`` each
+            interval is certified around the one-step Newton point from the
+            fitted coefficients, so that ``estimate`` is
+            ``explain(method="newton")`` and lies inside its interval: one
+            pass over the training rows per removal, wider intervals.
         max_refine : int, float or None, default=None
             Most removals refined: a count, or (float in (0, 1]) a fraction of
             the removals. None refines every removal whose interval is
@@ -974,7 +977,9 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
             ``estimate``, ``lower``, ``upper``: arrays of shape
             (n_test, n_removals); ``estimate`` is the centre of the certified
             second Newton step (for refined removals, of the last one), moved
-            into the interval where the intervals of earlier steps cut it. ``refined`` (n_removals,): which removals
+            into the interval where the intervals of earlier steps cut it
+            (with ``refine=False``: the one-step Newton estimate).
+            ``refined`` (n_removals,): which removals
             were refined. ``certified_sign`` (n_test, n_removals): the interval
             excludes 0. Diagnostics: ``fit_decrement`` (Newton decrement of the
             fit at the fitted coefficients), ``polished``, ``baseline_width``

@@ -16,7 +16,7 @@ worker, everything runs serially (dask owns the parallelism there).
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from threadpoolctl import ThreadpoolController
 
@@ -48,11 +48,27 @@ def limit_small(n_rows, n_parameters, n_test=0):
     return one_blas_thread()
 
 
+@contextmanager
 def one_blas_thread():
     """Context manager: one BLAS thread, through a controller made once per
     process (entering ``threadpool_limits`` rescans the loaded libraries, about
-    5 ms each time)."""
-    return _blas().limit(limits=1, user_api="blas")
+    5 ms each time); free inside another one on the same thread (setting a
+    limit costs about 40 microseconds, which small products called in a loop
+    noticed)."""
+    depth = getattr(_local, "one_thread", 0)
+    if depth:
+        _local.one_thread = depth + 1
+        try:
+            yield
+        finally:
+            _local.one_thread = depth
+        return
+    with _blas().limit(limits=1, user_api="blas"):
+        _local.one_thread = 1
+        try:
+            yield
+        finally:
+            _local.one_thread = 0
 
 
 def small_product(flops):

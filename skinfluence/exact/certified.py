@@ -77,6 +77,9 @@ three intervals contain ``w . theta*_{-g}``, and their intersection is used:
 * a certified second step: ``v = -A_g^{-1} g' - (A_bar^{-1} - A_g^{-1}) g'``, so
   ``w . (theta' - A_g^{-1} g') +- ||w||_{A_g^{-1}} eta lambda`` with
   ``eta = max(1/alpha_- - 1, 1 - 1/alpha_+)`` (third order in the step);
+  (with ``refine=False`` this interval, and its centre as the estimate, are
+  left out: the interval is then certified around ``theta'``, the point of
+  ``explain(method="newton")``, which it contains);
 * when every parameter is penalised (liblinear, LinearSVC, no intercept):
   ``G_g - theta^T P theta / 2`` is convex, so ``||v||_P <= ||g'||_{P^{-1}}`` and
   ``w . theta' +- ||w||_{P^{-1}} ||g'||_{P^{-1}}`` (valid at any distance).
@@ -115,12 +118,11 @@ import scipy.linalg as la
 from joblib import effective_n_jobs
 from scipy.special import logsumexp
 from sklearn.utils.parallel import delayed
-from threadpoolctl import threadpool_limits
 
 from .._progress import Progress, run_tasks
 from .._result import Result
 from .._influence import leverage_blocks
-from .._threads import limit_small
+from .._threads import limit_small, one_blas_thread
 from ..families import (
     BinaryLogisticFamily,
     LinearSVCFamily,
@@ -158,7 +160,7 @@ _TARGET_WIDTH = 1e-3
 _SELECT_WIDTH = 0.01
 _MAX_STEPS = 30
 #: refinement iterates until the residual falls below this share of its first
-_ITERATE_TOL = 1e-8
+_ITERATE_TOL = 1e-4
 #: contraction per step above which the iteration is left to full Newton
 _SLOW_RATE = 0.5
 
@@ -540,13 +542,15 @@ def _next_iterate(ref, batch, delta):
     return delta - step, lam.max(axis=1)
 
 
-def _certify(ref, batch, delta):
+def _certify(ref, batch, delta, second_step=True):
     """Certified intervals of the test losses at the exact minimisers of the
     batch's objectives, from the candidates ``theta_r + delta`` (d, b).
 
     Returns a Bunch with ``estimate``, ``lower``, ``upper`` (m, b): the test
-    losses at the candidates and the intervals containing them at the
-    optimum; ``residual`` (lambda), ``margin_change`` (s) and ``finite``.
+    losses at the second step's centre (with ``second_step=False``: at the
+    candidates, whose intervals then use neither the second step's interval
+    nor its centre) and the intervals containing them at the optimum;
+    ``residual`` (lambda), ``margin_change`` (s) and ``finite``.
     """
     problem, family = ref.problem, ref.family
     U, grad, step, lam = _residual(ref, batch, delta)
@@ -582,8 +586,11 @@ def _certify(ref, batch, delta):
         half2 = norm * eta_lam.T[block][None]
     half[np.isnan(half)] = 0.0  # 0 * inf: a zero direction or a zero radius
     half2[np.isnan(half2)] = 0.0
-    lo = np.maximum(centre - half, second - half2)
-    hi = np.minimum(centre + half, second + half2)
+    if second_step:
+        lo = np.maximum(centre - half, second - half2)
+        hi = np.minimum(centre + half, second + half2)
+    else:
+        lo, hi = centre - half, centre + half
     if global_norm is not None:
         half3 = ref.test_pnorm[:, :, None] * global_norm.T[block][None]
         np.maximum(lo, centre - half3, out=lo)
@@ -592,7 +599,7 @@ def _certify(ref, batch, delta):
     lo -= slack
     hi += slack
     # the second step's centre lies in every interval; the estimate
-    estimate = _test_loss(ref, Zs)
+    estimate = _test_loss(ref, Zs if second_step else Zc)
     loss_lo, loss_hi = _loss_bounds(ref, lo, hi)
     finite = batch.usable & np.all(np.isfinite(loss_hi - loss_lo), axis=0)
     unusable = ~batch.usable
@@ -633,13 +640,13 @@ def _loss_bounds(ref, lo, hi):
 
 
 # ------------------------------------------------------------------- driver
-def _first_pass(ref, members):
+def _first_pass(ref, members, second_step=True):
     batch = _removals(ref, members)
-    return _certify(ref, batch, batch.newton_point(ref))
+    return _certify(ref, batch, batch.newton_point(ref), second_step)
 
 
 def _serial(worker, tasks, *args):
-    with threadpool_limits(1):
+    with one_blas_thread():
         return [worker(*task, *args) for task in tasks]
 
 
@@ -812,7 +819,7 @@ def _minimise(family, X, y, sample_weight, theta, max_iter=100):
         near = slope <= 1e3 * np.finfo(float).eps * max(abs(value), 1.0)
         rate = 1.0
         while True:
-            trial = family.bind(X, y, sample_weight, theta - rate * step)
+            trial = problem.moved(rate * step)
             if near or rate < 1e-10 or trial.objective() <= value - 1e-4 * rate * slope:
                 break
             rate *= 0.5
@@ -924,7 +931,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     valid = np.flatnonzero(~undefined)
 
     base_batch = _removals(ref, [np.empty(0, dtype=np.intp)])
-    base = _certify(ref, base_batch, base_batch.newton_point(ref))
+    base = _certify(ref, base_batch, base_batch.newton_point(ref), polished)
     base = Result(estimate=base.estimate[:, 0], lower=base.lower[:, 0],
                  upper=base.upper[:, 0])
 
@@ -934,7 +941,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     margin_change = np.full(n_removals, np.nan)
     blocks = [valid[start : start + _BLOCK] for start in range(0, valid.size, _BLOCK)]
     parts = _run(_first_pass, [(ref, [removals[i] for i in block]) for block in blocks],
-                 n_jobs, progress=Progress(valid.size, "certified intervals", verbose,
+                 n_jobs, polished, progress=Progress(valid.size, "certified intervals", verbose,
                                            unit="removals"),
                  sizes=[len(block) for block in blocks])
     for block, part in zip(blocks, parts):
@@ -1032,10 +1039,12 @@ def _width_reasons(family, ref, fit_decrement, polished, baseline_width, estimat
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no finite width
         width = upper - lower
         big = np.abs(estimate) >= threshold
-        share = np.nanmedian(np.where(big, baseline_width[:, None] / width, np.nan)) \
-            if big.any() else np.nan
-        relative = np.nanmedian(np.where(big, width / np.abs(estimate), np.nan)) \
-            if big.any() else np.nan
+        test_rows, _ = np.nonzero(big)
+        width_big = width[big]
+        share = np.nanmedian(baseline_width[test_rows] / width_big) \
+            if test_rows.size else np.nan
+        relative = np.nanmedian(width_big / np.abs(estimate[big])) \
+            if test_rows.size else np.nan
     if not polished and fit_decrement > 1e-8:
         reasons.append(
             f"The fit is not at its optimum (Newton decrement {fit_decrement:.2g} "

@@ -141,9 +141,13 @@ class BinaryLogisticFamily(_LogisticBase):
         return p - Y, p * (1.0 - p)
 
     def training_gradient_change(self, Y, Z, dZ):
-        # sigma(z + d) - sigma(z) = sigma(z) (1 - sigma(z + d)) expm1(d)
-        Y, Z, dZ = np.broadcast_arrays(Y, Z, dZ)
-        return expit(Z) * expit(-(Z + dZ)) * np.expm1(np.minimum(dZ, 700.0))
+        # sigma(z + d) - sigma(z) = sigma(z) (1 - sigma(z + d)) expm1(d);
+        # sigma(z) before broadcasting (Z is often one column for many dZ)
+        shape = np.broadcast_shapes(np.shape(Y), np.shape(Z), np.shape(dZ))
+        change = expit(-(Z + dZ))
+        change *= np.expm1(np.minimum(dZ, 700.0))
+        change *= expit(Z)
+        return np.broadcast_to(change, shape)
 
 
 class MultinomialLogisticFamily(_LogisticBase):
