@@ -119,9 +119,9 @@ from joblib import effective_n_jobs
 from scipy.special import logsumexp
 from sklearn.utils.parallel import delayed
 
+from .._influence import leverage_blocks
 from .._progress import Progress, run_tasks
 from .._result import Result
-from .._influence import leverage_blocks
 from .._threads import limit_small, one_blas_thread
 from ..families import (
     BinaryLogisticFamily,
