@@ -144,6 +144,8 @@ CERTIFIED_FAMILIES = (
 #: log-loss (two classes: ``|l'''| <= l''``; softmax: the largest difference of
 #: ``w`` over the class pairs)
 SELF_CONCORDANCE = 1.0
+#: the binary log-loss's largest second derivative, ``sup sigma (1 - sigma)``
+LOG_LOSS_CURVATURE = 0.25
 #: jump of the squared hinge's second derivative at the kink (``l'' = 2``)
 KINK_CURVATURE = 2.0
 #: relative widening of every margin interval for floating-point rounding
@@ -599,8 +601,12 @@ def _certify(ref, batch, delta, second_step=True):
     lo -= slack
     hi += slack
     # the second step's centre lies in every interval; the estimate
-    estimate = _test_loss(ref, Zs if second_step else Zc)
-    loss_lo, loss_hi = _loss_bounds(ref, lo, hi)
+    point = Zs if second_step else Zc
+    if ref.kind == "binary" and ref.Y_test is not None:
+        estimate, loss_lo, loss_hi = _log_loss_bounds(ref, lo, hi, point)
+    else:
+        estimate = _test_loss(ref, point)
+        loss_lo, loss_hi = _loss_bounds(ref, lo, hi)
     finite = batch.usable & np.all(np.isfinite(loss_hi - loss_lo), axis=0)
     unusable = ~batch.usable
     estimate[:, unusable] = np.nan
@@ -619,6 +625,44 @@ def _test_loss(ref, Z):
         Zf = np.transpose(Z, (0, 2, 1)).reshape(m * b, K)
         return family.loss(np.repeat(Y, b, axis=0), Zf).reshape(m, b)
     return family.output_losses(Y[:, :, None], Z).sum(axis=1)
+
+
+def _log_loss_bounds(ref, lo, hi, point):
+    """Binary log-loss: the loss at the margins ``point`` (m, 1, b) and bounds
+    on its range over the box [lo, hi], from one evaluation per pair.
+
+    With ``l`` and ``l'`` at ``z`` and ``0 < l'' <= 1/4``
+    (:data:`LOG_LOSS_CURVATURE`), Taylor's theorem
+    gives ``l(z) + l'(z) u <= l(z + u) <= l(z) + l'(z) u + u^2 / 8`` for every
+    ``u``; the loss is monotone, so its range over the box lies between the
+    smaller lower bound and the larger upper bound at the two ends. Where the
+    ``u^2 / 8`` term would widen a pair's interval by more than 1% of the
+    first-order width, the ends are evaluated exactly instead.
+    """
+    Y = ref.Y_test[:, :, None]
+    signed = np.where(Y > 0.5, point, -point)  # loss = log(1 + exp(-signed))
+    with np.errstate(over="ignore", invalid="ignore"):
+        small = np.exp(-np.abs(signed))
+        loss = np.log1p(small) + np.maximum(-signed, 0.0)
+        # dl/dz = sigma(z) - y = -sign * sigma(-signed), sign = +1 for y = 1
+        tail = np.where(signed >= 0, small, 1.0) / (1.0 + small)
+        slope = np.where(Y > 0.5, -tail, tail)
+        u_lo, u_hi = lo - point, hi - point
+        low = loss + np.minimum(slope * u_lo, slope * u_hi)
+        half = LOG_LOSS_CURVATURE / 2
+        high = loss + np.maximum(slope * u_lo + half * u_lo**2,
+                                 slope * u_hi + half * u_hi**2)
+        np.maximum(low, 0.0, out=low)
+        curved = (half * np.maximum(u_lo**2, u_hi**2)
+                  > 0.01 * np.abs(slope) * (hi - lo)) | ~np.isfinite(high - low)
+    if curved.any():
+        at_lo = ref.family.output_losses(Y[:, :, 0][np.nonzero(curved)[0]],
+                                         lo[curved][:, None])
+        at_hi = ref.family.output_losses(Y[:, :, 0][np.nonzero(curved)[0]],
+                                         hi[curved][:, None])
+        low[curved] = np.minimum(at_lo, at_hi)[:, 0]
+        high[curved] = np.maximum(at_lo, at_hi)[:, 0]
+    return loss[:, 0, :], low[:, 0, :], high[:, 0, :]
 
 
 def _loss_bounds(ref, lo, hi):
@@ -683,9 +727,12 @@ def _needs_work(estimate, lower, upper, threshold, width):
 
     A pair's scale is ``max(|estimate|, threshold)``. A removal needs work when
     its interval is infinite, when a pair whose estimate is not negligible has
-    no certified sign, when the median width relative to the scale exceeds
-    ``width``, or when some pair's interval is wider than ``50 * width`` times
-    its scale (a pair estimated negligible might not be).
+    no certified sign, when more than half of its pairs (the median) are wider
+    than ``width`` relative to their scale, or when some pair's interval is
+    wider than ``50 * width`` times its scale (a pair estimated negligible
+    might not be). The priority is the largest relative width plus the share
+    of pairs wider than ``width`` (counting is 20x cheaper than a median over
+    the test rows, and decides the same question).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = upper - lower
@@ -696,12 +743,12 @@ def _needs_work(estimate, lower, upper, threshold, width):
         relative = np.divide(spread, size, out=spread)
     undefined = np.isnan(relative)  # 0 / 0: nothing to resolve; else inf / inf
     relative[undefined] = np.where(size[undefined] == 0, 0.0, np.inf)
-    median = np.median(relative, axis=0) if relative.shape[0] else \
-        np.zeros(relative.shape[1])
-    worst = relative.max(axis=0) if relative.shape[0] else median
-    need = ~finite | unsigned | (median > width) | (worst > 50 * width)
+    m = relative.shape[0]
+    wide = np.count_nonzero(relative > width, axis=0)
+    worst = relative.max(axis=0) if m else np.zeros(relative.shape[1])
+    need = ~finite | unsigned | (2 * wide > m) | (worst > 50 * width)
     priority = np.where(~finite, np.inf,
-                        worst + median + np.where(unsigned, 1e6, 0.0))
+                        worst + wide / max(m, 1) + np.where(unsigned, 1e6, 0.0))
     return need, priority
 
 
@@ -957,6 +1004,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
     # which decides what is negligible; a removal refined under a larger
     # threshold is refined again under a smaller one
     refined_at = np.full(n_removals, np.inf)
+    settled = False  # the last round's threshold holds: nothing refined since
     for _ in range(3 if refine and valid.size else 0):
         threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
                                                upper[:, every])
@@ -968,6 +1016,7 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
         room = max(budget - int(refined.sum()), 0)
         chosen = np.sort(np.concatenate([valid[again], valid[new][order][:room]]))
         if chosen.size == 0:
+            settled = True
             break
         blocks = [chosen[start : start + _BLOCK]
                   for start in range(0, chosen.size, _BLOCK)]
@@ -986,8 +1035,9 @@ def _certified_loo(family, X, y, sample_weight, X_test, y_test, removals, solver
             n_steps[block] += part.steps
         refined[chosen] = True
         refined_at[chosen] = threshold
-    threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
-                                           upper[:, every]) if valid.size else 0.0
+    if not settled:
+        threshold = NEGLIGIBLE * _effect_scale(estimate[:, every], lower[:, every],
+                                               upper[:, every]) if valid.size else 0.0
 
     # every interval contains the exact effect, so moving the estimate into
     # their intersection never moves it away from the truth
@@ -1038,13 +1088,12 @@ def _width_reasons(family, ref, fit_decrement, polished, baseline_width, estimat
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no finite width
         width = upper - lower
-        big = np.abs(estimate) >= threshold
-        test_rows, _ = np.nonzero(big)
+        big = np.abs(estimate) >= threshold  # false for NaN
         width_big = width[big]
-        share = np.nanmedian(baseline_width[test_rows] / width_big) \
-            if test_rows.size else np.nan
-        relative = np.nanmedian(width_big / np.abs(estimate[big])) \
-            if test_rows.size else np.nan
+        share = np.median(np.broadcast_to(baseline_width[:, None], big.shape)[big]
+                          / width_big) if width_big.size else np.nan
+        relative = np.median(width_big / np.abs(estimate[big])) \
+            if width_big.size else np.nan
     if not polished and fit_decrement > 1e-8:
         reasons.append(
             f"The fit is not at its optimum (Newton decrement {fit_decrement:.2g} "

@@ -440,3 +440,38 @@ def test_newton_explain_is_the_centre_of_its_own_interval(model, n_classes):
     np.testing.assert_allclose(result.estimate, newton, rtol=0, atol=1e-12 * scale)
     assert np.all((result.lower <= newton) & (newton <= result.upper))
     assert coverage(result, explainer.loo(X_test, y_test, method="exact")) == 1
+
+
+def test_log_loss_range_bound_contains_the_range_on_a_grid():
+    """The one-evaluation bounds on the binary log-loss over a box of margins
+    contain the loss at every point of the box (a fine grid, independent of
+    the bound), and without the curvature term (a constant of 0) they miss:
+    the check can fail."""
+    rng = np.random.default_rng(0)
+    m, b = 40, 30
+    centre = rng.normal(scale=3.0, size=(m, 1, b))
+    half = 10.0 ** rng.uniform(-4, 0.5, size=(m, 1, b))
+    lo, hi = centre - half * rng.uniform(0, 1, size=half.shape), centre + half
+    point = lo + (hi - lo) * rng.uniform(0, 1, size=half.shape)
+    ref = type("Ref", (), {})()
+    ref.Y_test = rng.integers(0, 2, size=(m, 1)).astype(float)
+    X, y = rng.normal(size=(20, 2)), np.arange(20) % 2
+    ref.family = InfluenceExplainer(LogisticRegression().fit(X, y)).fit(X, y).family_
+    grid = lo[:, 0] + (hi - lo)[:, 0] * np.linspace(0, 1, 2001)[:, None, None]
+    def log_loss(z, y):  # log(1 + exp(z)) - y z without cancellation
+        return np.logaddexp(0, np.where(y > 0.5, -z, z))
+
+    losses = log_loss(grid, ref.Y_test[None])
+
+    def contained(bounds):
+        _, low, high = bounds
+        slack = 1e-12 * (1 + losses)
+        return ((low[None] <= losses + slack) & (losses <= high[None] + slack)).all()
+
+    bounds = certified._log_loss_bounds(ref, lo, hi, point)
+    np.testing.assert_allclose(
+        bounds[0], log_loss(point[:, 0], ref.Y_test), rtol=1e-13)
+    assert contained(bounds)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(certified, "LOG_LOSS_CURVATURE", 0.0)
+        assert not contained(certified._log_loss_bounds(ref, lo, hi, point))
