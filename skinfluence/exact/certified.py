@@ -87,7 +87,10 @@ three intervals contain ``w . theta*_{-g}``, and their intersection is used:
 **4. From margins to losses.** The log-loss and the squared hinge are
 monotone in each margin; the softmax cross-entropy ``log(1 + sum_{a != y}
 exp(z_a - z_y))`` is increasing in each pair difference; squared error is
-convex. The exact image of the box of margins is taken.
+convex. The exact image of the box of margins is taken; for the binary
+log-loss, bounds on it from one evaluation at the estimate (Taylor with
+``0 < l'' <= 1/4``: tangent below, tangent plus ``u^2 / 8`` above), with the
+exact ends wherever these would widen a pair by more than 1%.
 
 **5. The baseline.** ``theta*`` gets the same certificate from
 ``theta_r - H^{-1} g0`` (the empty removal), and ``e_jg`` lies in
