@@ -815,24 +815,36 @@ def _refine_block(ref, members, base, threshold, X, y, sample_weight):
                               threshold, _TARGET_WIDTH)
         done[usable] = ~need
     # damped Newton with the exact Hessian of each objective at its iterates,
-    # certified with A_g as the reference, or from the optimum's own Hessian
-    for position in np.flatnonzero(~done):
+    # certified together with A_g as the reference, or, where that is still
+    # wide, from the optimum's own Hessian
+    left = np.flatnonzero(~done)
+    if left.size == 0:
+        return Result(estimate=estimate, lower=lower, upper=upper, steps=steps,
+                      residual=residual)
+    weights, optima = [], np.empty((delta.shape[0], left.size))
+    for column, position in enumerate(left):
         weight = sample_weight.copy()
         weight[members[position]] = 0.0
         theta, n_iter = _minimise(ref.family, X, y, weight,
                                   ref.problem.theta + start[:, position])
         steps[position] += n_iter
-        cert = _certify(ref, batch.subset([position]),
-                        (theta - ref.problem.theta)[:, None])
-        need, _ = _needs_work(*_effects(cert.estimate, cert.lower, cert.upper, base),
-                              threshold, _TARGET_WIDTH)
-        if need[0]:
-            local = _exact_point(ref, weight, X, y, theta)
-            cert = cert if local is None else local
-        lower[:, position] = np.maximum(lower[:, position], cert.lower[:, 0])
-        upper[:, position] = np.minimum(upper[:, position], cert.upper[:, 0])
-        estimate[:, position] = cert.estimate[:, 0]
-        residual[position] = cert.residual[0]
+        weights.append(weight)
+        optima[:, column] = theta
+    cert = _certify(ref, batch.subset(left), optima - ref.problem.theta[:, None])
+    need, _ = _needs_work(*_effects(cert.estimate, cert.lower, cert.upper, base),
+                          threshold, _TARGET_WIDTH)
+    for column, position in enumerate(left):
+        found = Result(estimate=cert.estimate[:, column], lower=cert.lower[:, column],
+                       upper=cert.upper[:, column], residual=cert.residual[column])
+        if need[column]:
+            local = _exact_point(ref, weights[column], X, y, optima[:, column])
+            if local is not None:
+                found = Result(estimate=local.estimate[:, 0], lower=local.lower[:, 0],
+                               upper=local.upper[:, 0], residual=local.residual[0])
+        lower[:, position] = np.maximum(lower[:, position], found.lower)
+        upper[:, position] = np.minimum(upper[:, position], found.upper)
+        estimate[:, position] = found.estimate
+        residual[position] = found.residual
     return Result(estimate=estimate, lower=lower, upper=upper, steps=steps,
                  residual=residual)
 
