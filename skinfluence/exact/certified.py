@@ -475,18 +475,22 @@ def _hinge_radius(ref, batch, U, lam, global_norm):
     moved = np.abs(U)
     bound = ref.row_pnorm[:, :, None] * global_norm.T[None]  # (n, K, b)
     lam = lam.T  # (K, b)
+    # a kept row may cross when |u| + (bound on |x~ . v|) reaches its kink
+    room = kink - moved
+    cost = c2 * norm2
+    leaving, entering = keep & active, keep & ~active
+    with np.errstate(invalid="ignore"):
+        root = np.sqrt(norm2)
     for _ in range(2):
-        may = keep & (moved + bound >= kink)
         with np.errstate(invalid="ignore"):
-            gamma = np.where(may & active, c2 * norm2, 0.0).sum(axis=0)
+            gamma = np.where(leaving & (bound >= room), cost, 0.0).sum(axis=0)
             alpha_lo = batch.kappa_lo * (1.0 - gamma)
             t = np.where(alpha_lo > 0, lam / np.where(alpha_lo > 0, alpha_lo, 1.0),
                          np.inf)
             t = np.where(lam == 0, 0.0, t)
-            bound = np.minimum(bound, np.sqrt(norm2) * t[None])
-    may = keep & (moved + bound >= kink)
+            bound = np.minimum(bound, root * t[None])
     with np.errstate(invalid="ignore"):
-        gamma_in = np.where(may & ~active, c2 * norm2, 0.0).sum(axis=0)
+        gamma_in = np.where(entering & (bound >= room), cost, 0.0).sum(axis=0)
     alpha_hi = batch.kappa_hi * (1.0 + gamma_in)
     s = np.where(batch.keep, moved.max(axis=1), 0.0).max(axis=0)
     return t.T, alpha_lo.T, alpha_hi.T, s

@@ -142,12 +142,17 @@ class LinearSVCFamily(SupportVectorDual, ClassificationFamily):
     def training_gradient_change(self, Y, Z, dZ):
         if self.loss_name != "squared_hinge":
             return super().training_gradient_change(Y, Z, dZ)
-        # -2 y max(0, 1 - y z): where both sides are active the change is 2 dz
-        Y, Z, dZ = np.broadcast_arrays(Y, Z, dZ)
-        before, after = 1.0 - Y * Z, 1.0 - Y * (Z + dZ)
+        # -2 y max(0, 1 - y z): where both sides are active the change is 2 dz;
+        # the slack before the change in the shape of Y and Z (often one
+        # column for many dZ)
+        shape = np.broadcast_shapes(np.shape(Y), np.shape(Z), np.shape(dZ))
+        before = 1.0 - Y * Z
+        after = 1.0 - Y * (Z + dZ)
         both = (before > 0) & (after > 0)
-        change = -2.0 * Y * (np.maximum(after, 0.0) - np.maximum(before, 0.0))
-        return np.where(both, 2.0 * dZ, change)
+        change = np.maximum(after, 0.0)
+        change -= np.maximum(before, 0.0)
+        change *= -2.0 * Y
+        return np.broadcast_to(np.where(both, 2.0 * dZ, change), shape)
 
     def loss_hessian(self, Y, Z):
         if self.loss_name == "squared_hinge":
