@@ -682,10 +682,9 @@ def _log_loss_bounds(ref, lo, hi, point):
         curved = (half * np.maximum(u_lo**2, u_hi**2)
                   > 0.01 * np.abs(slope) * (hi - lo)) | ~np.isfinite(high - low)
     if curved.any():
-        at_lo = ref.family.output_losses(Y[:, :, 0][np.nonzero(curved)[0]],
-                                         lo[curved][:, None])
-        at_hi = ref.family.output_losses(Y[:, :, 0][np.nonzero(curved)[0]],
-                                         hi[curved][:, None])
+        targets = ref.Y_test[np.nonzero(curved)[0]]  # (pairs, 1)
+        at_lo = ref.family.output_losses(targets, lo[curved][:, None])
+        at_hi = ref.family.output_losses(targets, hi[curved][:, None])
         low[curved] = np.minimum(at_lo, at_hi)[:, 0]
         high[curved] = np.maximum(at_lo, at_hi)[:, 0]
     return loss[:, 0, :], low[:, 0, :], high[:, 0, :]
