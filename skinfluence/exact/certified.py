@@ -336,12 +336,13 @@ class _Removals:
         problem, family = ref.problem, ref.family
         K = family.n_outputs
         b = len(members)
-        m = max(1, max(len(g) for g in members))
+        sizes = np.array([len(g) for g in members], dtype=np.intp)
+        m = max(1, int(sizes.max(initial=0)))
+        # rows[position, :size] are the members, padded (mask False) to m
+        mask = np.arange(m)[None, :] < sizes[:, None]
         rows = np.zeros((b, m), dtype=np.intp)
-        mask = np.zeros((b, m), dtype=bool)
-        for position, g in enumerate(members):
-            rows[position, : len(g)] = g
-            mask[position, : len(g)] = True
+        if sizes.sum():
+            rows[mask] = np.concatenate(members)
         flat = rows.ravel()
         self.b, self.members, self.rows, self.mask = b, members, flat, mask.ravel()
         self._ref_solve = ref.solve
@@ -376,8 +377,8 @@ class _Removals:
             R = (weights * ref.G0)[flat] * self.mask[:, None]
             self.fixed = -problem.row_gradients(problem.X[flat], R).reshape(
                 -1, b, m).sum(axis=2)
-            for position, g in enumerate(members):
-                self.weights[g, :, position] = 0.0
+            removed = self.mask
+            self.weights[flat[removed], :, np.repeat(np.arange(b), m)[removed]] = 0.0
         self.keep = self.weights.max(axis=1) > 0  # (n, b)
         self.kappa_lo = self.kappa_hi = np.ones(b)
         if ref.rebalances:  # the extreme ratios c^g_k / c_k of the kept rows
