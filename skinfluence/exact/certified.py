@@ -395,9 +395,9 @@ class _Removals:
         Wu = np.einsum("bdc,db->bc", self.W, u)
         return u + np.einsum("bdc,bce,be->db", self.HW, self.S_inv, Wu)
 
-    def solve_one(self, position, V):
-        """``A_g^{-1} V`` for the removal at ``position`` and a block ``V``."""
-        u = self._ref_solve(V)
+    def from_reference(self, position, u):
+        """``A_g^{-1} V`` for the removal at ``position``, from ``u = H^{-1} V``
+        (Woodbury on the factorised Hessian)."""
         Wu = self.W[position].T @ u
         return u + self.HW[position] @ (self.S_inv[position] @ Wu)
 
@@ -516,7 +516,7 @@ def _semismooth_step(ref, batch, U, grad, step):
     # with the factorised Hessian for many positions at once (a few MiB each)
     owner, rows, outputs = np.nonzero(np.transpose(changed[:, :, positions], (2, 0, 1)))
     starts = np.searchsorted(owner, np.arange(positions.size + 1))
-    per_chunk = max(1, 2**19 // problem.family.n_parameters)
+    per_chunk = max(1, 2**19 // family.n_parameters)
     first = 0
     while first < positions.size:
         last = int(np.searchsorted(starts, starts[first] + per_chunk, side="right")) - 1
@@ -526,15 +526,13 @@ def _semismooth_step(ref, batch, U, grad, step):
         R[np.arange(R.shape[0]), outputs[span]] = np.sqrt(
             KINK_CURVATURE * problem.weights[rows[span], outputs[span]])
         V_all = problem.row_gradients(problem.X[rows[span]], R)
-        U_all = batch._ref_solve(V_all)
+        U_all = ref.solve(V_all)
         for j in range(first, last):
-            position = positions[j]
-            cols = slice(starts[j] - span.start, starts[j + 1] - span.start)
-            V, u = V_all[:, cols], U_all[:, cols]
-            # A_g^{-1} V by Woodbury on the factorised Hessian
-            AV = u + batch.HW[position] @ (batch.S_inv[position] @ (batch.W[position].T @ u))
-            sign = np.where(after[rows[starts[j]:starts[j + 1]],
-                                  outputs[starts[j]:starts[j + 1]], position], 1.0, -1.0)
+            position, own = positions[j], slice(starts[j], starts[j + 1])
+            cols = slice(own.start - span.start, own.stop - span.start)
+            V = V_all[:, cols]
+            AV = batch.from_reference(position, U_all[:, cols])
+            sign = np.where(after[rows[own], outputs[own], position], 1.0, -1.0)
             system = np.diag(sign) + V.T @ AV
             try:
                 coef = np.linalg.solve(system, V.T @ step[:, position])
@@ -656,7 +654,8 @@ def _test_loss(ref, Z):
 
 def _log_loss_bounds(ref, lo, hi, point):
     """Binary log-loss: the loss at the margins ``point`` (m, 1, b) and bounds
-    on its range over the box [lo, hi], from one evaluation per pair.
+    on its range over the box [lo, hi], from the loss and its derivative at
+    ``point`` alone.
 
     With ``l`` and ``l'`` at ``z`` and ``0 < l'' <= 1/4``
     (:data:`LOG_LOSS_CURVATURE`), Taylor's theorem
@@ -667,13 +666,9 @@ def _log_loss_bounds(ref, lo, hi, point):
     first-order width, the ends are evaluated exactly instead.
     """
     Y = ref.Y_test[:, :, None]
-    signed = np.where(Y > 0.5, point, -point)  # loss = log(1 + exp(-signed))
+    loss = ref.family.output_losses(Y, point)
+    slope = ref.family.loss_gradient(Y, point)
     with np.errstate(over="ignore", invalid="ignore"):
-        small = np.exp(-np.abs(signed))
-        loss = np.log1p(small) + np.maximum(-signed, 0.0)
-        # dl/dz = sigma(z) - y = -sign * sigma(-signed), sign = +1 for y = 1
-        tail = np.where(signed >= 0, small, 1.0) / (1.0 + small)
-        slope = np.where(Y > 0.5, -tail, tail)
         u_lo, u_hi = lo - point, hi - point
         low = loss + np.minimum(slope * u_lo, slope * u_hi)
         half = LOG_LOSS_CURVATURE / 2
@@ -841,33 +836,28 @@ def _refine_block(ref, members, base, threshold, X, y, sample_weight):
     # certified together with A_g as the reference, or, where that is still
     # wide, from the optimum's own Hessian
     left = np.flatnonzero(~done)
-    if left.size == 0:
-        return Result(estimate=estimate, lower=lower, upper=upper, steps=steps,
-                      residual=residual)
-    weights, optima = [], np.empty((delta.shape[0], left.size))
-    for column, position in enumerate(left):
-        weight = sample_weight.copy()
-        weight[members[position]] = 0.0
-        theta, n_iter = _minimise(ref.family, X, y, weight,
-                                  ref.problem.theta + start[:, position])
-        steps[position] += n_iter
-        weights.append(weight)
-        optima[:, column] = theta
-    cert = _certify(ref, batch.subset(left), optima - ref.problem.theta[:, None])
-    need, _ = _needs_work(*_effects(cert.estimate, cert.lower, cert.upper, base),
-                          threshold, _TARGET_WIDTH)
-    for column, position in enumerate(left):
-        found = Result(estimate=cert.estimate[:, column], lower=cert.lower[:, column],
-                       upper=cert.upper[:, column], residual=cert.residual[column])
-        if need[column]:
+    if left.size:
+        weights, optima = [], np.empty((delta.shape[0], left.size))
+        for column, position in enumerate(left):
+            weight = sample_weight.copy()
+            weight[members[position]] = 0.0
+            theta, n_iter = _minimise(ref.family, X, y, weight,
+                                      ref.problem.theta + start[:, position])
+            steps[position] += n_iter
+            weights.append(weight)
+            optima[:, column] = theta
+        found = _certify(ref, batch.subset(left), optima - ref.problem.theta[:, None])
+        need, _ = _needs_work(*_effects(found.estimate, found.lower, found.upper, base),
+                              threshold, _TARGET_WIDTH)
+        for column in np.flatnonzero(need):
             local = _exact_point(ref, weights[column], X, y, optima[:, column])
             if local is not None:
-                found = Result(estimate=local.estimate[:, 0], lower=local.lower[:, 0],
-                               upper=local.upper[:, 0], residual=local.residual[0])
-        lower[:, position] = np.maximum(lower[:, position], found.lower)
-        upper[:, position] = np.minimum(upper[:, position], found.upper)
-        estimate[:, position] = found.estimate
-        residual[position] = found.residual
+                for name in ("estimate", "lower", "upper"):
+                    found[name][:, column] = local[name][:, 0]
+                found.residual[column] = local.residual[0]
+        lower[:, left] = np.maximum(lower[:, left], found.lower)
+        upper[:, left] = np.minimum(upper[:, left], found.upper)
+        estimate[:, left], residual[left] = found.estimate, found.residual
     return Result(estimate=estimate, lower=lower, upper=upper, steps=steps,
                  residual=residual)
 

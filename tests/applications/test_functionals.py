@@ -30,13 +30,18 @@ def binary():
     return explainer, model, X_train, y_train, X_val, y_val, groups
 
 
-@pytest.fixture(scope="module")
-def cancer():
+def _cancer_split():
+    """Breast cancer, 70/30 stratified, standardised on the training rows."""
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.3,
                                                       random_state=0, stratify=y)
     scaler = StandardScaler().fit(X_train)
-    X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
+    return scaler.transform(X_train), scaler.transform(X_val), y_train, y_val
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X_train, X_val, y_train, y_val = _cancer_split()
     # C=1, where one row moves validation logits by 5: test_long_steps_...
     model = LogisticRegression(C=0.1, tol=1e-10, max_iter=5000).fit(X_train, y_train)
     groups = (X_val[:, 0] > 0).astype(int)  # mean radius above average
@@ -161,11 +166,7 @@ def test_long_steps_are_computed_exactly():
     lifts the agreement above 0.99; without it the check fails."""
     from skinfluence.applications.functionals import far_steps
 
-    X, y = load_breast_cancer(return_X_y=True)
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.3,
-                                                      random_state=0, stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
+    X_train, X_val, y_train, y_val = _cancer_split()
     model = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(X_train, y_train)
     explainer = InfluenceExplainer(model).fit(X_train, y_train)
     groups = (X_val[:, 0] > 0).astype(int)
