@@ -9,7 +9,8 @@
     GEMM ``X.T @ (X * w)``, numpy's ``S.T @ S`` (a syrk) and scipy's blocked
     ``dsyrk``), its Cholesky factorisation (scipy) and the ``(m x d)(d x n)``
     contraction (numpy ``A @ X.T``), each part at one BLAS thread and at the
-    default count, the faster kept. Medians of repeats. Target: ratio <= 1.2
+    default count, the faster kept. Medians of repeats; every timed call
+    starts after a short pause (:data:`SETTLE`). Target: ratio <= 1.2
     where n * d >= 1e6, and under 2 ms of overhead (fit + explain - floor)
     below.
 
@@ -60,7 +61,17 @@ def _environment():
           f"{'; '.join(blas_libs)}", flush=True)
 
 
+#: idle seconds before each timed call: a multi-threaded call into one of the
+#: two bundled OpenBLAS libraries leaves its threads spinning for up to about
+#: 0.1 s, and a call into the other one started meanwhile ran up to 2.3x
+#: slower (a scipy dsyrk of 1,000 x 1,000 after a numpy product: 31 ms, after
+#: a 0.2 s pause 14 ms), so without the pause each measurement would carry
+#: the cost of the one before it
+SETTLE = 0.12
+
+
 def _time(function):
+    time.sleep(SETTLE)
     start = time.perf_counter()
     function()
     return time.perf_counter() - start

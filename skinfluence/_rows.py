@@ -88,12 +88,15 @@ def _accumulate(total, part):
     return total + part
 
 
-def sum_rows(func, X, *rows, block_bytes=None, accumulates=False):
+def sum_rows(func, X, *rows, block_bytes=None, accumulates=False, in_order=False):
     """``sum_b func(X[b], *(r[b] for r in rows))`` over the row blocks ``b``.
 
     With ``accumulates=True`` the function takes ``out=`` (the running total,
     None at first) and returns the new total (numpy); dask chunks each start
-    from None and are tree-added.
+    from None and are tree-added. With ``in_order=True`` the blocks of a
+    numpy matrix run in order on this thread, with the BLAS's own threads,
+    instead of in Python threads of one BLAS thread each: for block functions
+    whose product is wide enough for the BLAS to parallelise it well.
     """
     if is_dask(X):
         import dask
@@ -117,7 +120,7 @@ def sum_rows(func, X, *rows, block_bytes=None, accumulates=False):
                 total = _accumulate(total, func(Xb, *args))
         return total
 
-    n_threads = min(blas_threads(), len(blocks))
+    n_threads = 1 if in_order else min(blas_threads(), len(blocks))
     totals = [t for t in run_threads(work, n_threads) if t is not None]
     return totals[0] if len(totals) == 1 else _add(*totals)
 

@@ -21,8 +21,8 @@ from contextlib import contextmanager, nullcontext
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "limit_small", "one_blas_thread", "small_product", "limit_blas", "blas_threads", "run_threads",
-    "serial",
+    "WIDE_COLUMNS", "limit_small", "one_blas_thread", "small_product", "narrow_product", "limit_blas",
+    "blas_threads", "run_threads", "serial",
 ]
 
 #: products of fewer multiply-adds run on one BLAS thread (thread start-up
@@ -82,6 +82,32 @@ def small_product(flops):
     contraction made the contraction 1.6x slower on 2 cores.
     """
     if flops >= SMALL_FLOPS or threading.current_thread() is not threading.main_thread():
+        return nullcontext()
+    return one_blas_thread()
+
+
+#: from this many columns (parameters per output, or directions) the products
+#: of a pass run in order with scipy's BLAS threads: the Hessian's rank-k
+#: updates and the contraction, next to the factorisation and the solves in
+#: the same library (two threads of one BLAS thread each win below this)
+WIDE_COLUMNS = 192
+#: narrow products over at least this many matrix entries run on one BLAS
+#: thread (see :func:`narrow_product`)
+NARROW_ENTRIES = 2**17
+
+
+def narrow_product(entries, columns):
+    """Context manager: one BLAS thread for a matrix-vector-like product (at
+    most 16 columns) over ``entries`` matrix entries, on the main thread only.
+
+    Such a product is limited by memory, not by arithmetic, and a
+    multi-threaded call leaves the BLAS's threads spinning for a while (about
+    0.1 s) on the cores that the next call into the *other* bundled OpenBLAS
+    needs: a (1,000 x 1,000) rank-k update in scipy's took 33 ms instead of
+    14 ms right after a multi-threaded product in numpy's.
+    """
+    if (entries < NARROW_ENTRIES or columns > 16 or getattr(_local, "serial", False)
+            or threading.current_thread() is not threading.main_thread()):
         return nullcontext()
     return one_blas_thread()
 

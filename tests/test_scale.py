@@ -169,3 +169,30 @@ def test_a_wrong_bound_is_caught(monkeypatch):
     top = explainer.top_influencers(X_test, y_test, k=8)
     with pytest.raises(AssertionError):
         _check_top(influence, top, 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_problem_against_brute_force(dtype):
+    """From 192 columns the Hessian's rank-k updates and the contraction run
+    on scipy's BLAS in order (not in threads of one BLAS thread): the result
+    equals the Hessian, its inverse and the gradients formed in numpy."""
+    rng = np.random.default_rng(0)
+    n, d = 900, 230
+    X = rng.normal(size=(n, d))
+    y = (X[:, :5].sum(axis=1) + rng.normal(size=n) > 0).astype(int)
+    C = 0.05
+    model = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    explainer = InfluenceExplainer(model).fit(X, y)
+    Xt = np.hstack([X, np.ones((n, 1))])
+    theta = np.append(model.coef_.ravel(), model.intercept_)
+    p = 1 / (1 + np.exp(-Xt @ theta))
+    H = C * (Xt * (p * (1 - p))[:, None]).T @ Xt + np.diag(np.append(np.ones(d), 0.0))
+    X_test, y_test = X[:40] + 0.1, y[:40]
+    Xs = np.hstack([X_test, np.ones((40, 1))])
+    G_test = (1 / (1 + np.exp(-Xs @ theta)) - y_test)[:, None] * Xs
+    G_train = C * (p - y)[:, None] * Xt
+    expected = G_test @ np.linalg.solve(H, G_train.T)
+    got = explainer.explain(X_test, y_test, dtype=dtype)
+    assert got.dtype == dtype
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tol * np.abs(expected).max())

@@ -75,11 +75,11 @@ def _equilibrated_cholesky(H):
     scale = 1.0 / np.sqrt(diagonal)
     Hs = H * scale[:, None]
     Hs *= scale[None, :]
-    try:
-        factor = la.cho_factor(Hs, lower=True, check_finite=False)
+    anorm = np.abs(Hs).sum(axis=0).max()
+    try:  # Hs is a new array: factorised in place
+        factor = la.cho_factor(Hs, lower=True, overwrite_a=True, check_finite=False)
     except la.LinAlgError:
         return None, None
-    anorm = np.abs(Hs).sum(axis=0).max()
     rcond, info = lapack.dpocon(factor[0], anorm, uplo="L")
     condition = 1.0 / rcond if info == 0 and rcond > 0 else np.inf
     return (factor, scale), condition
