@@ -10,7 +10,7 @@
     ``dsyrk``), its Cholesky factorisation (scipy) and the ``(m x d)(d x n)``
     contraction (numpy ``A @ X.T``), each part at one BLAS thread and at the
     default count, the faster kept. Medians of repeats; every timed call
-    starts after a short pause (:data:`SETTLE`). Target: ratio <= 1.2
+    follows an untimed call of the same function (see ``_time``). Target: ratio <= 1.2
     where n * d >= 1e6, and under 2 ms of overhead (fit + explain - floor)
     below.
 
@@ -61,17 +61,19 @@ def _environment():
           f"{'; '.join(blas_libs)}", flush=True)
 
 
-#: idle seconds before each timed call: a multi-threaded call into one of the
-#: two bundled OpenBLAS libraries leaves its threads spinning for up to about
-#: 0.1 s, and a call into the other one started meanwhile ran up to 2.3x
-#: slower (a scipy dsyrk of 1,000 x 1,000 after a numpy product: 31 ms, after
-#: a 0.2 s pause 14 ms), so without the pause each measurement would carry
-#: the cost of the one before it
-SETTLE = 0.12
+def _time(function, warm=False):
+    """Seconds of one call; with ``warm``, of a second call right after an
+    untimed first one.
 
-
-def _time(function):
-    time.sleep(SETTLE)
+    A multi-threaded call into one of the two bundled OpenBLAS libraries
+    leaves its threads spinning for up to about 0.1 s, and a call into the
+    other one started meanwhile ran up to 2.3x slower (a scipy dsyrk of
+    1,000 x 1,000 after a numpy product: 31 ms, alone 14 ms): interleaved
+    without the untimed call, each measurement would carry the cost of the
+    one before it (a pause instead leaves the caches and the cores cold).
+    """
+    if warm:
+        function()
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
@@ -149,12 +151,12 @@ def _fit_cell(kind, n, d, m, seed=0, rounds=15, budget=60.0, threads=None):
     samples = {"ours": []}
     start = time.perf_counter()
     for round_ in range(rounds):
-        samples["ours"].append(_time(ours))
+        samples["ours"].append(_time(ours, warm=True))
         for part, variants in parts.items():
             for name, function in variants.items():
                 for count in thread_counts:
                     samples.setdefault((part, name, count), []).append(
-                        _time(partial(_limited, function, count)))
+                        _time(partial(_limited, function, count), warm=True))
         if round_ >= 2 and time.perf_counter() - start > budget:
             break
     # each part: the variant (and thread count) with the lowest median; the
