@@ -138,58 +138,49 @@ def _training_blocks(n, q, itemsize, rows=None):
 
 def contract(family, A, X, R, delta=None, *, out=None):
     """First-order influence ``A @ G^T`` of the test directions ``A`` (m, q)
-    on every row of ``X``, block by block of training rows: (m, n)."""
+    on every row of ``X``, block by block of training rows: (m, n).
+
+    Wide directions (:data:`WIDE_COLUMNS`) run in order on scipy's BLAS: they
+    were just solved for with scipy's LAPACK, whose threads keep spinning for
+    a while after a multi-threaded call, and a product in numpy's BLAS then
+    ran 2-7x slower (a (200 x 1,001)(1,001 x 1,000) product 30.6 ms against
+    4.6 ms alone), one in scipy's did not (4.9 ms). scipy's ``gemm`` writes a
+    Fortran-ordered tile, copied into ``out``.
+    """
     m, n = A.shape[0], X.shape[0]
     if out is None:
         out = np.empty((m, n), dtype=A.dtype)
     blocks = _training_blocks(n, A.shape[1], A.dtype.itemsize)
+    wide = A.shape[1] >= WIDE_COLUMNS and not sp.issparse(X) and m > 1
     # threads take alternate blocks of columns (disjoint parts of out); below
     # about 3e8 multiply-adds one caller with the BLAS's own threads was faster
     # (a (200 x 101)(101 x 10,000) contraction: 5 ms against 9 ms in two
     # threads; 71 ms against 79 ms at 100,000 rows)
-    n_threads = min(blas_threads(), len(blocks)) if m * n * A.shape[1] > 2**28 else 1
-    if A.shape[1] >= WIDE_COLUMNS and not sp.issparse(X) and m > 1:
-        return _contract_wide(family, A, X, R, delta, blocks, out)
+    n_threads = 1 if wide or m * n * A.shape[1] <= 2**28 else \
+        min(blas_threads(), len(blocks))
+    if wide:
+        gemm = blas.sgemm if A.dtype == np.float32 else blas.dgemm
+        AT = np.asfortranarray(A.T)
 
     def work(first):
-        buffer = None if sp.issparse(X) else np.empty(
-            (blocks[0].stop - blocks[0].start, A.shape[1]), dtype=A.dtype)
+        step = blocks[0].stop - blocks[0].start
+        buffer = None if sp.issparse(X) else np.empty((step, A.shape[1]), dtype=A.dtype)
+        tile = np.empty((step, m), dtype=A.dtype, order="F") if wide else None
         for rows in blocks[first::n_threads]:
             G = removal_gradients(family, X[rows], R[rows],
                                   None if delta is None else delta[rows], A.dtype,
                                   buffer=buffer)
             if sp.issparse(G):
                 out[:, rows] = _tile(A, G)
+            elif wide:
+                size = rows.stop - rows.start  # the last block may be short
+                c = tile if size == step else np.empty((size, m), A.dtype, order="F")
+                out[:, rows] = gemm(1.0, G.T, AT, trans_a=1, beta=0.0, c=c,
+                                    overwrite_c=1).T
             else:
                 np.matmul(A, G.T, out=out[:, rows])
 
     run_threads(work, n_threads)
-    return out
-
-
-def _contract_wide(family, A, X, R, delta, blocks, out):
-    """:func:`contract` for wide directions, in order, on scipy's BLAS.
-
-    The directions were just solved for with scipy's LAPACK, whose threads
-    keep spinning for a while after a multi-threaded call: a product in
-    numpy's BLAS then ran 2-7x slower (a (200 x 1,001)(1,001 x 1,000) product
-    30.6 ms against 4.6 ms alone), one in scipy's did not (4.9 ms). scipy's
-    ``gemm`` writes a Fortran-ordered tile, copied into ``out``.
-    """
-    gemm = blas.sgemm if A.dtype == np.float32 else blas.dgemm
-    m = A.shape[0]
-    AT = np.asfortranarray(A.T)
-    step = blocks[0].stop - blocks[0].start
-    tile = np.empty((step, m), dtype=A.dtype, order="F")
-    buffer = np.empty((step, A.shape[1]), dtype=A.dtype)
-    for rows in blocks:
-        G = removal_gradients(family, X[rows], R[rows],
-                              None if delta is None else delta[rows], A.dtype,
-                              buffer=buffer)
-        size = rows.stop - rows.start
-        c = tile if size == step else np.empty((size, m), dtype=A.dtype, order="F")
-        c = gemm(1.0, G.T, AT, trans_a=1, beta=0.0, c=c, overwrite_c=1)
-        out[:, rows] = c.T
     return out
 
 

@@ -71,6 +71,11 @@ def one_blas_thread():
             _local.one_thread = 0
 
 
+def _main_thread():
+    # a limit entered in several threads at once could be restored out of order
+    return threading.current_thread() is threading.main_thread()
+
+
 def small_product(flops):
     """Context manager: one BLAS thread for a product of fewer than
     ``SMALL_FLOPS`` multiply-adds, on the main thread only (a limit entered
@@ -81,7 +86,7 @@ def small_product(flops):
     product needs: a (101 x 101) solve before a (200 x 101)(101 x 100000)
     contraction made the contraction 1.6x slower on 2 cores.
     """
-    if flops >= SMALL_FLOPS or threading.current_thread() is not threading.main_thread():
+    if flops >= SMALL_FLOPS or not _main_thread():
         return nullcontext()
     return one_blas_thread()
 
@@ -107,7 +112,7 @@ def narrow_product(entries, columns):
     14 ms right after a multi-threaded product in numpy's.
     """
     if (entries < NARROW_ENTRIES or columns > 16 or getattr(_local, "serial", False)
-            or threading.current_thread() is not threading.main_thread()):
+            or not _main_thread()):
         return nullcontext()
     return one_blas_thread()
 

@@ -555,18 +555,15 @@ class BoundProblem:
         fam = self.family
         K, P = fam.n_outputs, fam.n_columns
         grams = self.statistics()[1]
-        H = None if K == 1 else np.zeros((K, P, K, P))
-        for (k, l), block in zip(_output_pairs(fam), grams):
-            if k == l:  # the upper triangle is summed: mirror it
-                block = block + block.T
-                block.flat[:: P + 1] *= 0.5
-            if H is None:  # one output: the mirrored block is the Hessian
-                H = np.ascontiguousarray(block)
-                break
-            H[k, :, l, :] = block
-            if l != k:
-                H[l, :, k, :] = block.T
-        H = H.reshape(fam.n_parameters, fam.n_parameters)
+        if K == 1:  # the mirrored block is the Hessian
+            H = np.ascontiguousarray(_mirrored(grams[0]))
+        else:
+            H = np.zeros((K, P, K, P))
+            for (k, l), block in zip(_output_pairs(fam), grams):
+                H[k, :, l, :] = _mirrored(block) if k == l else block
+                if l != k:
+                    H[l, :, k, :] = block.T
+            H = H.reshape(fam.n_parameters, fam.n_parameters)
         H[np.diag_indices_from(H)] += self.penalty
         if self.correction is not None:
             B, c = self.correction
@@ -771,6 +768,13 @@ def _statistics_block(family, X, R, D, out=None):
         else:
             _add_weighted_gram(X, d, family.fit_intercept, out[i], symmetric=False)
     return out
+
+
+def _mirrored(upper):
+    """The symmetric matrix whose upper triangle was summed into ``upper``."""
+    full = upper + upper.T
+    full.flat[:: full.shape[0] + 1] *= 0.5
+    return full
 
 
 def _statistics(family, X, R, D):
