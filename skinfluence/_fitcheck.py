@@ -81,11 +81,11 @@ def _separated(family, problem):
     labels = family.class_index(problem.y)
     Z = problem.Z
     if Z.shape[1] == 1:
-        predicted = (Z[:, 0] > 0).astype(int)
+        correct = (Z[:, 0] > 0) == (labels == 1)
     else:
-        predicted = np.argmax(Z, axis=1)
-    present = problem.sample_weight > 0
-    return bool(np.all(predicted[present] == labels[present]))
+        correct = np.argmax(Z, axis=1) == labels
+    correct |= problem.sample_weight <= 0  # rows of weight 0 do not count
+    return bool(correct.all())
 
 
 def _stopped_early(estimator):

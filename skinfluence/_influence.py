@@ -131,8 +131,11 @@ def _tile(A, G):
 
 def _training_blocks(n, q, itemsize, rows=None):
     """Slices of training rows whose removal gradients take about 4 MiB
-    (1,024 to 8,192 rows: products large enough to run at full speed)."""
-    step = rows or min(8192, max(1024, 2**22 // (itemsize * max(q, 1))))
+    (at least 1,024 rows: products large enough to run at full speed). Few
+    directions get long blocks: capped at 8,192 rows, the contraction at
+    n = 100,000, d = 10 took 1.62 times the bare product, 1.23 times
+    uncapped (47,662 rows)."""
+    step = rows or max(1024, 2**22 // (itemsize * max(q, 1)))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 

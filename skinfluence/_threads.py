@@ -91,10 +91,10 @@ def small_product(flops):
     return one_blas_thread()
 
 
-#: from this many columns (parameters per output, or directions) the products
-#: of a pass run in order with scipy's BLAS threads: the Hessian's rank-k
-#: updates and the contraction, next to the factorisation and the solves in
-#: the same library (two threads of one BLAS thread each win below this)
+#: from this many directions the contraction runs in order with scipy's BLAS
+#: threads, next to the factorisation and the solves in the same library (two
+#: threads of one BLAS thread each win below this; the Hessian's rank-k
+#: updates have their own limit, ``families._base.IN_ORDER_COLUMNS``)
 WIDE_COLUMNS = 192
 #: narrow products over at least this many matrix entries run on one BLAS
 #: thread (see :func:`narrow_product`)

@@ -172,12 +172,16 @@ def test_a_wrong_bound_is_caught(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_wide_problem_against_brute_force(dtype):
-    """From 192 columns the Hessian's rank-k updates and the contraction run
-    on scipy's BLAS in order (not in threads of one BLAS thread): the result
-    equals the Hessian, its inverse and the gradients formed in numpy."""
+@pytest.mark.parametrize("n, d, m", [(9_500, 230, 40), (100_000, 10, 420)])
+def test_blocked_passes_against_brute_force(n, d, m, dtype):
+    """The passes over blocks of rows against the Hessian, its inverse and
+    the gradients formed in numpy. Wide (230 columns): the Hessian's rank-k
+    updates run in order over five blocks of 2,048 rows, the last one short,
+    and the contraction on scipy's BLAS over five (float64) or three
+    (float32) blocks; narrow (10 columns, 420 test rows): the contraction
+    runs in two threads over three (float64) or two (float32) blocks of
+    removal gradients."""
     rng = np.random.default_rng(0)
-    n, d = 900, 230
     X = rng.normal(size=(n, d))
     y = (X[:, :5].sum(axis=1) + rng.normal(size=n) > 0).astype(int)
     C = 0.05
@@ -187,8 +191,8 @@ def test_wide_problem_against_brute_force(dtype):
     theta = np.append(model.coef_.ravel(), model.intercept_)
     p = 1 / (1 + np.exp(-Xt @ theta))
     H = C * (Xt * (p * (1 - p))[:, None]).T @ Xt + np.diag(np.append(np.ones(d), 0.0))
-    X_test, y_test = X[:40] + 0.1, y[:40]
-    Xs = np.hstack([X_test, np.ones((40, 1))])
+    X_test, y_test = X[:m] + 0.1, y[:m]
+    Xs = np.hstack([X_test, np.ones((m, 1))])
     G_test = (1 / (1 + np.exp(-Xs @ theta)) - y_test)[:, None] * Xs
     G_train = C * (p - y)[:, None] * Xt
     expected = G_test @ np.linalg.solve(H, G_train.T)

@@ -49,15 +49,13 @@ class ClassificationFamily(LinearFamily):
         if (y.dtype.kind in "biuf" and self.classes.dtype.kind in "biuf"
                 and len(self.classes) <= 8):  # a few numeric classes: compare
             idx = np.zeros(len(y), dtype=np.intp)
-            seen = np.zeros(len(y), dtype=bool)
-            for position, label in enumerate(self.classes):
+            seen = y == self.classes[0]
+            for position, label in enumerate(self.classes[1:], 1):
                 match = y == label
                 seen |= match
-                if position:
-                    idx += position * match
-            unseen = ~seen
-            if np.any(unseen):
-                self._refuse_unseen(y, unseen)
+                np.putmask(idx, match, position)
+            if not seen.all():
+                self._refuse_unseen(y, ~seen)
             return idx
         try:
             idx = np.searchsorted(self.classes, y)
