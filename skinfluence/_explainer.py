@@ -21,7 +21,6 @@ from sklearn.utils.validation import (
     _num_samples,
     check_array,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
@@ -29,7 +28,7 @@ from . import _labels, applications
 from ._fitcheck import FitWarning
 from ._fitted import FittedInfluence
 from ._resolve import resolve, sample_weight_key
-from ._rows import is_dask
+from ._rows import as_1d, is_dask
 from ._threads import limit_small
 from .estimators import representer_decomposition
 from .evaluation import optimality_gap, trust_report
@@ -453,7 +452,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         # 2-D y: a regressor with several targets (checked by its family)
         targets = np.asarray(y)
         y = targets if targets.ndim == 2 and targets.shape[1] > 1 else \
-            column_or_1d(y, warn=True)
+            as_1d(y, warn=True)
         if sample_weight is not None:
             _check_non_negative(sample_weight)
         estimator = self.estimator
@@ -569,7 +568,7 @@ class InfluenceExplainer(MetaEstimatorMixin, BaseEstimator):
         """Test targets in the space the final model was fitted in."""
         if y is None or self._target is None:
             return y
-        return self._target.forward(column_or_1d(y))
+        return self._target.forward(as_1d(y))
 
     def _prepare_X(self, X, family=None, reset=False):
         """Validate ``X`` and apply the Pipeline's preprocessing."""

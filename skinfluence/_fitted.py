@@ -12,7 +12,7 @@ from functools import partial
 
 import numpy as np
 from sklearn import get_config
-from sklearn.utils.validation import check_array, column_or_1d
+from sklearn.utils.validation import check_array
 
 from ._result import Result
 from ._influence import (
@@ -31,7 +31,7 @@ from ._influence import (
 )
 from ._fitcheck import check_fit
 from ._progress import Progress
-from ._rows import is_dask, map_row_blocks, row_slices
+from ._rows import as_1d, is_dask, map_row_blocks, row_slices
 from .exact import LOO_TOL, certified_loo, exact_loo, newton_loo, refit_loo
 from .exact import polish as polish_family
 from .solvers import make_solver
@@ -211,7 +211,7 @@ class FittedInfluence:
             return family.classes[np.argmax(Z, axis=1) if Z.shape[1] > 1
                                   else (Z[:, 0] > 0).astype(int)]
         y = (np.asarray(y) if not family.is_classifier and family.n_outputs > 1
-             else column_or_1d(y))
+             else as_1d(y))
         if X is not None and y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
         if family.is_classifier:

@@ -4,6 +4,7 @@ They receive a Hessian system (a matrix, a factor, a Hessian-vector product)
 and know nothing about estimators. :func:`make_solver` builds one by name.
 """
 
+import functools
 import inspect
 
 from ._cg import ConjugateGradientSolver
@@ -26,6 +27,12 @@ SOLVERS = {
     "cg": ConjugateGradientSolver,
     "lissa": LissaSolver,
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _options(cls):
+    """The constructor parameters of a solver class (read once)."""
+    return list(inspect.signature(cls).parameters)
 
 
 def make_solver(name, *, damping=0.0, pinv_rtol=None, tol=1e-8, max_iter=None,
@@ -69,7 +76,7 @@ def make_solver(name, *, damping=0.0, pinv_rtol=None, tol=1e-8, max_iter=None,
         params = {"damping": damping, "random_state": random_state}
         if max_iter is not None:
             params["max_depth"] = max_iter
-    valid = [p for p in inspect.signature(cls).parameters]
+    valid = _options(cls)
     unknown = sorted(set(solver_params) - set(valid))
     if unknown:
         raise ValueError(
