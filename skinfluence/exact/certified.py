@@ -298,7 +298,7 @@ class _Reference:
         M = leverage_blocks(problem, solver) if leverage is None else leverage
         self.row_norm2 = np.einsum("nkk->nk", M).copy()  # ||x~_k (x) e_c||^2_{H^-1}
         pairs = _train_pairs(kind, K)
-        q = np.einsum("kp,nkl,lp->np", pairs, M, pairs)
+        q = np.einsum("kp,nkp->np", pairs, np.einsum("nkl,lp->nkp", M, pairs))
         self.train_pairs = pairs
         q_max = np.where(problem.weights.max(axis=1) > 0, q.max(axis=1), 0.0)
         n_top = min(problem.n_samples, _TOP_ROWS + 2 * family.n_columns)
@@ -393,7 +393,7 @@ class _Removals:
         """``A_g^{-1} V[:, g]`` for each removal (column)."""
         u = self._ref_solve(V)
         Wu = np.einsum("bdc,db->bc", self.W, u)
-        return u + np.einsum("bdc,bce,be->db", self.HW, self.S_inv, Wu)
+        return u + np.einsum("bdc,bc->db", self.HW, np.einsum("bce,be->bc", self.S_inv, Wu))
 
     def from_reference(self, position, u):
         """``A_g^{-1} V`` for the removal at ``position``, from ``u = H^{-1} V``
@@ -408,7 +408,11 @@ class _Removals:
         r = X_rows.shape[0]
         cross = problem.parameters_to_rows(V, problem.X[self.rows])  # (b m, K, rK)
         C = np.einsum("iac,iaq->icq", self.L, cross).reshape(self.b, -1, r, K)
-        return base[None] + np.einsum("bcra,bce,berl->bral", C, self.S_inv, C)
+        # two products of two operands each: einsum does three operands in one
+        # unblocked loop over every index (13 against 1.9 ms for 124 removals
+        # of a three-class model on 54 rows)
+        SC = np.einsum("bce,berl->bcrl", self.S_inv, C)
+        return base[None] + np.einsum("bcra,bcrl->bral", C, SC)
 
     def newton_point(self, ref):
         return -self.solve(ref.gradient[:, None] + self.fixed)
@@ -444,7 +448,7 @@ def _logistic_radius(ref, batch, U, lam):
     # nu: exact on the rows of largest leverage, a bound for the others
     blocks = batch.blocks(ref, ref.problem.X[ref.top], ref.top_V, ref.top_base)
     E = ref.train_pairs
-    pair = np.einsum("kp,brkl,lp->brp", E, blocks, E).max(axis=2)
+    pair = np.einsum("kp,brkp->brp", E, np.einsum("brkl,lp->brkp", blocks, E)).max(axis=2)
     pair = np.where(keep[ref.top].T, pair, 0.0).max(axis=1)
     with np.errstate(divide="ignore"):
         rest = ref.rest_max / np.maximum(1.0 - batch.leverage, 0.0)
@@ -605,7 +609,8 @@ def _certify(ref, batch, delta, second_step=True):
         norm = np.sqrt(np.clip(blocks[:, :, 0, 0].T, 0, None))[:, None, :]
         centre, second = Zc, Zs
     else:
-        norm = np.sqrt(np.clip(np.einsum("mpk,bmkl,mpl->mpb", E, blocks, E), 0, None))
+        quadratic = np.einsum("mpk,bmkp->mpb", E, np.einsum("bmkl,mpl->bmkp", blocks, E))
+        norm = np.sqrt(np.clip(quadratic, 0, None))
         centre = np.einsum("mpk,mkb->mpb", E, Zc)
         second = np.einsum("mpk,mkb->mpb", E, Zs)
     with np.errstate(invalid="ignore"):
