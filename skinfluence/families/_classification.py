@@ -78,13 +78,22 @@ class ClassificationFamily(LinearFamily):
         Y[np.arange(len(idx)), idx] = 1.0
         return Y
 
+    def own_class_weights(self, labels, cw):
+        """Each row's weight of its own class: ``cw`` has one weight per class,
+        shape (n_classes,) (a take, not a two-dimensional fancy index), or one
+        such vector per row, shape (n, n_classes)."""
+        cw = np.asarray(cw, dtype=float)
+        if cw.ndim == 1:
+            return cw[labels]
+        cw = np.broadcast_to(cw, (len(labels), len(self.classes)))
+        return cw[np.arange(len(labels)), labels]
+
     def one_vs_rest_weights(self, labels, row_scale, cw):
         """Row weights of one-vs-rest problems (liblinear, SGD): ``row_scale_i``
         times the row's class weight in its own class's problem and times 1 in
         the others (one problem for two classes)."""
         n = len(labels)
-        cw = np.broadcast_to(cw, (n, len(self.classes)))
-        own = cw[np.arange(n), labels]
+        own = self.own_class_weights(labels, cw)
         if self.n_outputs == 1:
             return (row_scale * own)[:, None]
         weights = np.ones((n, self.n_outputs))

@@ -101,13 +101,7 @@ class _LogisticBase(ClassificationFamily):
         return 1.0 if np.isinf(self.C) else self.C
 
     def row_weights_from_class_weights(self, labels, sample_weight, cw):
-        cw = np.asarray(cw, dtype=float)
-        # one weight per class: a take, not a two-dimensional fancy index
-        if cw.ndim == 1:
-            per_row = cw[labels]
-        else:
-            cw = np.broadcast_to(cw, (len(labels), len(self.classes)))
-            per_row = cw[np.arange(len(labels)), labels]
+        per_row = self.own_class_weights(labels, cw)
         return (self._data_scale * np.asarray(sample_weight) * per_row)[:, None]
 
     def class_weight_jacobian(self, labels, sample_weight, a):

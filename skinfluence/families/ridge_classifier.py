@@ -93,9 +93,8 @@ class RidgeClassifierFamily(SquaredTerms, ClassificationFamily):
         return np.ones(len(sample_weight))
 
     def row_weights_from_class_weights(self, labels, sample_weight, cw):
-        cw = np.broadcast_to(cw, (len(labels), len(self.classes)))
-        per_row = np.asarray(sample_weight, dtype=float) * cw[np.arange(len(labels)),
-                                                              labels]
+        per_row = (np.asarray(sample_weight, dtype=float)
+                   * self.own_class_weights(labels, cw))
         return np.repeat(per_row[:, None], self.n_outputs, axis=1)
 
     def class_weight_jacobian(self, labels, sample_weight, a):
