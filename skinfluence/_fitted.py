@@ -315,7 +315,11 @@ class FittedInfluence:
         problem = self.problem
         dtype = _check_dtype(dtype)
         n_train = problem.n_samples
-        per_row = dtype.itemsize * n_train
+        # a block of influence rows, unless it is written into ``out`` (then one
+        # chunk is usual: a second one repeats the pass over the training rows,
+        # 1.22 against 0.96 s at n = 1,000,000, d = 100, 200 test rows); else
+        # the contraction's tiles, up to a few thousand training rows per thread
+        per_row = dtype.itemsize * (n_train if out is None else min(n_train, 8192))
         # and the d-sized float64 columns: test gradient, solution and the
         # iterative solvers' working vectors (about 8 per column for cg)
         per_row += 8 * 8 * problem.n_parameters
