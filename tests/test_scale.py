@@ -200,3 +200,39 @@ def test_blocked_passes_against_brute_force(n, d, m, dtype):
     assert got.dtype == dtype
     tol = 1e-9 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got, expected, rtol=0, atol=tol * np.abs(expected).max())
+
+
+def test_explain_is_one_chunk_of_test_rows_whatever_the_working_memory(monkeypatch):
+    """The influence matrix is the result, not a temporary: explain writes it
+    in one chunk of test rows (a second chunk repeats the pass over the
+    training rows), while the per-target path, which holds temporaries of that
+    size, still follows scikit-learn's working_memory."""
+    import sklearn
+
+    import skinfluence._fitted as fitted_module
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    X, X_test = rng.normal(size=(n, 5)), rng.normal(size=(40, 5))
+    y = X @ rng.normal(size=5) + rng.normal(size=n)
+    Y = np.column_stack([y, -2.0 * y + rng.normal(size=n)])
+    calls = []
+    original = fitted_module.first_order_block
+
+    def counting(*args, **kwargs):
+        calls.append(args[-2].shape[0])  # the chunk of test rows
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fitted_module, "first_order_block", counting)
+    # a row of influence is 160 KB: 4 MiB of temporaries would hold 26 of them,
+    # and hold the 40 rows' contraction tiles (64 KB per test row) in one chunk
+    explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
+    with sklearn.config_context(working_memory=4):
+        influence = explainer.explain(X_test, rng.normal(size=40))
+    assert calls == [40]
+    assert influence.shape == (40, n)
+    calls.clear()
+    multi = InfluenceExplainer(Ridge().fit(X, Y)).fit(X, Y)
+    with sklearn.config_context(working_memory=4):
+        multi.explain(X_test)  # one block per target, chunked by working memory
+    assert len(calls) > 2 and max(calls) < 40
