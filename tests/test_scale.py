@@ -225,7 +225,7 @@ def test_explain_is_one_chunk_of_test_rows_whatever_the_working_memory(monkeypat
 
     monkeypatch.setattr(fitted_module, "first_order_block", counting)
     # a row of influence is 160 KB: 4 MiB of temporaries would hold 26 of them,
-    # and hold the 40 rows' contraction tiles (64 KB per test row) in one chunk
+    # and the 40 rows' small temporaries in one chunk
     explainer = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
     with sklearn.config_context(working_memory=4):
         influence = explainer.explain(X_test, rng.normal(size=40))

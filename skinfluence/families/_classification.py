@@ -56,7 +56,7 @@ class ClassificationFamily(LinearFamily):
             for position, label in enumerate(self.classes[1:], 1):
                 match = y == label
                 seen |= match
-                idx += match if position == 1 else position * match
+                idx += position * match
             if not seen.all():
                 self._refuse_unseen(y, ~seen)
             return idx
