@@ -315,6 +315,86 @@ def test_squared_hinge_large_C_loo_is_finite():
     assert np.all((result.lower <= values[:20, rows]) & (values[:20, rows] <= result.upper))
 
 
+def _squared_hinge_terms(X, y, classes, C, sample_weight, intercept_scaling, theta):
+    """Gradient and generalised Hessian blocks of liblinear's one-vs-rest
+    squared-hinge objective, written out here: per output ``k``,
+    ``sum_i C s_i max(0, 1 - y_ik z_ik)^2 + |w_k|^2 / 2 + b_k^2 / (2 is^2)``."""
+    K = 1 if len(classes) == 2 else len(classes)
+    signs = (np.where(y == classes[1], 1.0, -1.0)[:, None] if K == 1 else
+             np.where(y[:, None] == classes[None, :], 1.0, -1.0))
+    Xt = np.hstack([X, np.ones((len(y), 1))])
+    penalty = np.ones(Xt.shape[1])
+    penalty[-1] = 1.0 / intercept_scaling**2
+    Theta = theta.reshape(K, -1)
+    grads, hessians = [], []
+    for k in range(K):
+        slack = 1.0 - signs[:, k] * (Xt @ Theta[k])
+        c = C * sample_weight * (slack > 0)
+        grads.append(Xt.T @ (-2.0 * c * signs[:, k] * slack) + penalty * Theta[k])
+        hessians.append(2.0 * (Xt.T * c) @ Xt + np.diag(penalty))
+    return np.concatenate(grads), hessians
+
+
+@pytest.mark.parametrize("n_classes, intercept_scaling", [(2, 1.0), (3, 2.0)])
+def test_squared_hinge_minimiser_reaches_the_leave_out_optimum(n_classes,
+                                                               intercept_scaling):
+    """The squared hinge's own damped semismooth Newton (large C, a removed row,
+    sample weights) stops where the objective's gradient, written out in the
+    test, vanishes: the objective is 1-strongly convex in the penalised
+    parameters, so the point is within that gradient norm (times is^2) of the
+    exact optimum."""
+    X, y, _, _ = classification(4, n=80, n_classes=n_classes, shift=2.0)
+    weight = np.random.default_rng(4).uniform(0.5, 2.0, len(y))
+    model = LinearSVC(C=100.0, intercept_scaling=intercept_scaling, max_iter=200)
+    with pytest.warns(Warning):  # liblinear stops early at this C
+        explainer = fitted(model, X, y, weight)
+    family = explainer.family_
+    weight[5] = 0.0
+    theta, n_steps = certified._minimise(family, X, y, weight, family.theta)
+    start, _ = _squared_hinge_terms(X, y, family.classes, 100.0, weight,
+                                    intercept_scaling, family.theta)
+    grad, _ = _squared_hinge_terms(X, y, family.classes, 100.0, weight,
+                                   intercept_scaling, theta)
+    assert n_steps > 2 and np.linalg.norm(start) > 1e-3
+    assert np.linalg.norm(grad) <= 1e-9 * max(1.0, np.linalg.norm(start))
+
+
+def test_semismooth_step_is_the_generalised_newton_step_at_the_candidate():
+    """The Woodbury form of the semismooth step (removals with 1 to many
+    margin crossings, solved in groups of padded systems) equals the step
+    with the generalised Hessian at each candidate, built densely here."""
+    X, y, X_test, y_test = classification(6, n=90, n_classes=3, shift=1.5)
+    explainer = fitted(LinearSVC(C=5.0, tol=1e-10, max_iter=100_000), X, y)
+    family = explainer.family_
+    weight = np.ones(len(y))
+    ref = certified._Reference(family, X, y, weight, family.theta, X_test,
+                               family.encode_target(y_test))
+    members = [np.array([i]) for i in range(0, 90, 7)] + [np.arange(10, 22)]
+    batch = certified._removals(ref, members)
+    # candidates well away from the reference, so that many margins cross
+    scale = np.linspace(0.5, 8.0, len(members))
+    delta = batch.newton_point(ref) * scale + 0.05 * np.random.default_rng(0).normal(
+        size=(family.n_parameters, len(members)))
+    U, grad, step, _ = certified._residual(ref, batch, delta)
+    out = certified._semismooth_step(ref, batch, U, grad, step)
+    crossings = []
+    for j, g in enumerate(members):
+        kept = weight.copy()
+        kept[g] = 0.0
+        theta = family.theta + delta[:, j]
+        g_dense, blocks = _squared_hinge_terms(X, y, family.classes, 5.0, kept, 1.0, theta)
+        np.testing.assert_allclose(grad[:, j], g_dense, rtol=0,
+                                   atol=1e-10 * np.abs(g_dense).max())
+        expected = np.concatenate([np.linalg.solve(H, part) for H, part in
+                                   zip(blocks, np.split(g_dense, len(blocks)))])
+        np.testing.assert_allclose(out[:, j], expected, rtol=0,
+                                   atol=1e-9 * np.abs(expected).max())
+        before = ref.problem.Y * ref.problem.Z < 1
+        after = ref.problem.Y * (ref.problem.Z + U[:, :, j]) < 1
+        crossings.append(int(((before != after) & (kept[:, None] > 0)).sum()))
+    assert min(crossings) >= 1 and max(crossings) >= 8  # several padded sizes
+
+
 def test_n_jobs_sparse_and_determinism():
     X, y, X_test, y_test = classification(8, n=70)
     explainer = fitted(LogisticRegression(C=1.0), X, y)
