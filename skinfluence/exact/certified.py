@@ -917,25 +917,29 @@ def _minimise(family, X, y, sample_weight, theta, max_iter=100):
         return _minimise_squared_hinge(problem, max_iter)
     null = problem.null_space()
     floor = np.inf
+    value = problem.objective()
     for n_iter in range(1, max_iter + 1):
         grad = problem.gradient()
         H = problem.hessian()
         if null is not None:
             H += null @ null.T
         try:
-            step = la.cho_solve(la.cho_factor(H), grad)
+            step = la.cho_solve(la.cho_factor(H), grad, check_finite=False)
         except la.LinAlgError:
             step = la.lstsq(H, grad)[0]
         slope = float(grad @ step)
-        value = problem.objective()
         near = slope <= 1e3 * np.finfo(float).eps * max(abs(value), 1.0)
         rate = 1.0
         while True:
             trial = problem.moved(rate * step)
-            if near or rate < 1e-10 or trial.objective() <= value - 1e-4 * rate * slope:
+            if near:
+                break
+            trial_value = trial.objective()  # the next iterate's objective
+            if rate < 1e-10 or trial_value <= value - 1e-4 * rate * slope:
                 break
             rate *= 0.5
         theta, problem = theta - rate * step, trial
+        value = trial.objective() if near else trial_value
         decrement = np.sqrt(max(slope, 0.0))
         if near and (decrement == 0 or decrement > 0.25 * floor):
             break
