@@ -39,6 +39,9 @@ BLOCK_BYTES = 2**22
 #: BLAS's own threads, over blocks of IN_ORDER_ROWS rows (see _statistics)
 IN_ORDER_COLUMNS = 64
 IN_ORDER_ROWS = 2048
+#: Hessians of at most this many multiply-adds (rows x parameters x columns)
+#: are one product on the whole of dense X (see :func:`_small_hessian`)
+SMALL_HESSIAN = 2**22
 
 
 def safe_dot(X, A):
@@ -558,6 +561,20 @@ class BoundProblem:
         """Dense Hessian ``tilde X^T D tilde X + diag(p)``."""
         fam = self.family
         K, P = fam.n_outputs, fam.n_columns
+        if (self._statistics is None and isinstance(self.X, np.ndarray)
+                and self.X.shape[0] * P * fam.n_parameters * K <= SMALL_HESSIAN):
+            H = _small_hessian(fam, self.X, self.curvature)
+        else:
+            H = self._hessian_from_statistics()
+        H[np.diag_indices_from(H)] += self.penalty
+        if self.correction is not None:
+            B, c = self.correction
+            H += (B * c) @ B.T
+        return H
+
+    def _hessian_from_statistics(self):
+        fam = self.family
+        K, P = fam.n_outputs, fam.n_columns
         grams = self.statistics()[1]
         if K == 1:  # the mirrored block is the Hessian
             H = np.ascontiguousarray(_mirrored(grams[0]))
@@ -568,10 +585,6 @@ class BoundProblem:
                 if l != k:
                     H[l, :, k, :] = block.T
             H = H.reshape(fam.n_parameters, fam.n_parameters)
-        H[np.diag_indices_from(H)] += self.penalty
-        if self.correction is not None:
-            B, c = self.correction
-            H += (B * c) @ B.T
         return H
 
     def hvp(self, v, rows=None):
@@ -772,6 +785,26 @@ def _statistics_block(family, X, R, D, out=None):
         else:
             _add_weighted_gram(X, d, family.fit_intercept, out[i], symmetric=False)
     return out
+
+
+def _small_hessian(family, X, D):
+    """``X~^T D X~`` of a small dense problem as ONE product, ``X~^T [x~_i D_i]``,
+    symmetrised: the blocked rank-k updates of :func:`_statistics` (one per
+    pair of outputs) took 0.31 against 0.11 ms on the 124 rows of three-class
+    wine (multinomial), 0.17 against 0.11 ms on 398 rows of 30 features."""
+    K, P = family.n_outputs, family.n_columns
+    n = X.shape[0]
+    Xt = np.hstack([X, np.ones((n, 1))]) if family.fit_intercept else X
+    if family.full_output_hessian:  # D (n, K, K): every pair of outputs
+        T = Xt[:, :, None] * D.reshape(n, 1, K * K)
+        H = (Xt.T @ T.reshape(n, -1)).reshape(P, P, K, K).transpose(2, 0, 3, 1)
+    else:  # D (n, K): one block per output
+        G = (Xt.T @ (Xt[:, :, None] * D[:, None, :]).reshape(n, -1)).reshape(P, P, K)
+        H = np.zeros((K, P, K, P))
+        for k in range(K):
+            H[k, :, k, :] = G[:, :, k]
+    H = H.reshape(K * P, K * P)
+    return 0.5 * (H + H.T)
 
 
 def _mirrored(upper):
