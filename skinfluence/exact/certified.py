@@ -527,15 +527,19 @@ def _semismooth_step(ref, batch, U, grad, step):
             KINK_CURVATURE * problem.weights[rows[span], outputs[span]])
         V_all = problem.row_gradients(problem.X[rows[span]], R)
         U_all = ref.solve(V_all)
-        counts = np.diff(starts[first : last + 1])
         # positions with about as many changes solve together, padded to the
-        # same count by zero columns (their rows of the system are identity)
+        # same count by the zero column appended here (its rows of the system
+        # are identity)
+        zero = np.zeros((V_all.shape[0], 1))
+        V_all, U_all = np.hstack([V_all, zero]), np.hstack([U_all, zero])
+        signs = np.append(sign[span], 1.0)
+        counts = np.diff(starts[first : last + 1])
         sizes = 1 << np.ceil(np.log2(counts)).astype(int)
         for size in np.unique(sizes):
             group = np.flatnonzero(sizes == size)
             _woodbury_steps(batch, positions[first + group], starts[first + group]
                             - span.start, counts[group], int(size), V_all, U_all,
-                            sign[span], step, out)
+                            signs, step, out)
         first = last
     return out
 
@@ -545,20 +549,18 @@ def _woodbury_steps(batch, positions, offsets, counts, size, V_all, U_all, sign,
     """``out[:, p] = step[:, p] - A V (diag(sign) + V^T A V)^{-1} V^T step[:, p]``
     for the removals ``positions``, whose changed rows are the columns
     ``offsets[j] : offsets[j] + counts[j]`` of ``V_all`` (``U_all`` =
-    ``H^{-1} V_all``; ``A = A_g^{-1}`` by Woodbury), padded to ``size``."""
-    d = V_all.shape[0]
+    ``H^{-1} V_all``; ``A = A_g^{-1}`` by Woodbury), padded to ``size`` by
+    the last column of ``V_all`` and ``U_all`` (zero; its sign 1)."""
     columns = offsets[:, None] + np.arange(size)[None, :]
-    real = np.arange(size)[None, :] < counts[:, None]
-    columns = np.where(real, columns, V_all.shape[1])  # the padding: a zero column
-    V = np.concatenate([V_all, np.zeros((d, 1))], axis=1)[:, columns]  # (d, P, c)
-    Uh = np.concatenate([U_all, np.zeros((d, 1))], axis=1)[:, columns]
-    V, Uh = V.transpose(1, 0, 2), Uh.transpose(1, 0, 2)  # (P, d, c)
+    columns = np.where(np.arange(size)[None, :] < counts[:, None], columns,
+                       V_all.shape[1] - 1)
+    V = V_all[:, columns].transpose(1, 0, 2)  # (P, d, c)
+    Uh = U_all[:, columns].transpose(1, 0, 2)
     Wu = np.einsum("pdw,pdc->pwc", batch.W[positions], Uh)
     AV = Uh + np.einsum("pdw,pwc->pdc", batch.HW[positions],
                         np.einsum("pwv,pvc->pwc", batch.S_inv[positions], Wu))
-    diagonal = np.where(real, np.concatenate([sign, [1.0]])[columns], 1.0)
     system = np.einsum("pdc,pde->pce", V, AV)
-    system[:, np.arange(size), np.arange(size)] += diagonal
+    system[:, np.arange(size), np.arange(size)] += sign[columns]
     rhs = np.einsum("pdc,dp->pc", V, step[:, positions])
     try:
         coef = np.linalg.solve(system, rhs[:, :, None])[:, :, 0]
