@@ -39,8 +39,9 @@ BLOCK_BYTES = 2**22
 #: BLAS's own threads, over blocks of IN_ORDER_ROWS rows (see _statistics)
 IN_ORDER_COLUMNS = 64
 IN_ORDER_ROWS = 2048
-#: Hessians of at most this many multiply-adds (rows x parameters x columns)
-#: are one product on the whole of dense X (see :func:`_small_hessian`)
+#: Hessians of at most this many multiply-adds (rows x columns x parameters x
+#: outputs, the full-output case) are one product on the whole of dense X
+#: (see :func:`_small_hessian`)
 SMALL_HESSIAN = 2**22
 
 
